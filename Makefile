@@ -1,0 +1,44 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up everything.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# A CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA
+# build. Users with GPUs choose their own torch.
+TORCH  ?= torch==2.13.0
+BUNDLE := artifacts/bundles/all-MiniLM-L6-v2
+STAMP  := $(VENV)/.umr-installed
+
+.PHONY: install bundle demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[export,bench,dev]"
+	touch $@
+
+# Export the default model once; rebuilt only when it is missing.
+bundle: $(BUNDLE)/umr.json
+
+$(BUNDLE)/umr.json: | $(STAMP)
+	$(BIN)/umr export --out $(BUNDLE)
+
+demo: bundle
+	$(BIN)/umr demo --bundle $(BUNDLE)
+
+test: bundle
+	UMR_TEST_BUNDLE=$(BUNDLE) $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not bundle"
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: bundle
+	$(BIN)/umr bench text --bundle $(BUNDLE) --out artifacts/bench
+
+clean:
+	rm -rf $(VENV) artifacts build *.egg-info

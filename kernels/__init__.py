@@ -1,0 +1,1 @@
+"""umr.kernels"""
