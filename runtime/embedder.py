@@ -1,0 +1,138 @@
+"""The text embedder: a verified bundle, one ONNX Runtime session, texts in, unit vectors out.
+
+Only ``onnxruntime``, ``tokenizers`` and ``numpy`` are imported here; the graph
+already pools and normalises, so serving needs no torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from umr.bundle import BundleManifest, read_manifest, verify_files
+from umr.errors import BundleError, InputValueError
+from umr.runtime.providers import default_trt_cache_dir, resolve_providers
+from umr.runtime.session import create_session, usable_cores
+from umr.runtime.text_input import TextTokenizer, validate_instruction, validate_texts
+
+
+class Embedder:
+    """Embeds texts with one variant of a bundle on one execution provider.
+
+    Build it with :meth:`load`. Attributes: ``manifest`` (the bundle's
+    :class:`~umr.bundle.BundleManifest`), ``dim``, ``variant``, ``provider`` (the
+    provider actually active: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``) and
+    ``threads``. Safe to call from several threads at once.
+    """
+
+    def __init__(
+        self,
+        manifest: BundleManifest,
+        variant: str,
+        session: object,
+        provider: str,
+        tokenizer: TextTokenizer,
+        threads: int,
+    ) -> None:
+        self.manifest = manifest
+        self.dim = manifest.dim
+        self.variant = variant
+        self.provider = provider
+        self.threads = threads
+        self._session = session
+        self._tokenizer = tokenizer
+        self._outputs = [manifest.output]
+
+    @classmethod
+    def load(
+        cls,
+        bundle_dir: str | os.PathLike[str],
+        variant: str = "fp32",
+        provider: str = "cpu",
+        threads: int | None = None,
+    ) -> Embedder:
+        """Open ``bundle_dir`` after checking every file's sha256 against its manifest.
+
+        ``variant`` names a graph of the bundle (``"fp32"``, ``"int8"``, ...);
+        ``provider`` is ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"``;
+        ``threads`` defaults to the cores this process may use.
+
+        Raises ``BundleError``/``ManifestError`` for a bad bundle, ``ChecksumError``
+        naming a tampered or missing file, ``UnknownVariantError`` listing the
+        variants, and ``ProviderUnavailableError`` when the provider is missing or
+        ORT fell back from it.
+        """
+        root = Path(bundle_dir)
+        manifest = read_manifest(root)
+        if "text" not in manifest.modalities:
+            raise BundleError(f"{root}: bundle modalities {manifest.modalities} lack 'text'")
+        var = manifest.variant(variant)
+        threads = usable_cores() if threads is None else _check_threads(threads)
+        trt_cache = default_trt_cache_dir() / manifest.files[var.file][:16]
+        providers = resolve_providers(provider, trt_cache_dir=trt_cache)
+        verify_files(root, manifest, sorted({*manifest.files, manifest.tokenizer}))
+        tokenizer = TextTokenizer.from_file(
+            root / manifest.tokenizer, manifest.max_seq_length, manifest.inputs
+        )
+        session, active = create_session(root / var.file, providers, threads)
+        _check_signature(session, manifest, root / var.file)
+        return cls(manifest, variant, session, active, tokenizer, threads)
+
+    def embed_text(
+        self, texts: Sequence[str], *, instruction: str | None = None, batch_size: int = 32
+    ) -> np.ndarray:
+        """Unit-norm float32 vectors ``[len(texts), dim]``, in input order.
+
+        Texts longer than the model's ``max_seq_length`` tokens are truncated.
+        ``instruction`` (e.g. a task prompt) is placed after the leading special
+        token and conditions every text but is left out of the pooled mean.
+        ``batch_size`` bounds how many texts run together; results do not depend
+        on it beyond float rounding.
+
+        Raises ``InputTypeError`` for a bare str/bytes or a non-str item and
+        ``InputValueError`` for text that is not valid Unicode, both naming the index.
+        """
+        items = validate_texts(texts)
+        instruction = validate_instruction(instruction)
+        if instruction and "pool_mask" not in self._tokenizer.input_names:
+            raise InputValueError(
+                f"bundle {self.manifest.name!r} has no pool_mask input, so an instruction "
+                f"would be pooled into the vector; prepend it to the texts instead"
+            )
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        if not items:
+            return out
+        run = self._session.run  # type: ignore[attr-defined]
+        for batch in self._tokenizer.batches(
+            items, instruction=instruction, batch_size=batch_size
+        ):
+            out[batch.rows] = run(self._outputs, batch.feeds)[0]
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"Embedder({self.manifest.name!r}, variant={self.variant!r}, "
+            f"provider={self.provider!r}, threads={self.threads}, dim={self.dim})"
+        )
+
+
+def _check_threads(threads: object) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    return threads
+
+
+def _check_signature(session: object, manifest: BundleManifest, path: Path) -> None:
+    """The graph must take exactly the manifest's inputs and produce its output."""
+    inputs = sorted(i.name for i in session.get_inputs())  # type: ignore[attr-defined]
+    outputs = [o for o in session.get_outputs() if o.name == manifest.output]  # type: ignore[attr-defined]
+    if inputs != sorted(manifest.inputs):
+        raise BundleError(f"{path}: graph inputs {inputs} differ from manifest.inputs")
+    if not outputs:
+        raise BundleError(f"{path}: graph has no output named {manifest.output!r}")
+    dim = outputs[0].shape[-1] if outputs[0].shape else None
+    if isinstance(dim, int) and dim != manifest.dim:
+        raise BundleError(f"{path}: output {manifest.output!r} has dim {dim}, manifest says {manifest.dim}")

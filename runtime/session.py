@@ -1,0 +1,51 @@
+"""Creating ONNX Runtime sessions with the options this runtime standardises on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+
+from umr.runtime.providers import ProviderList, check_active
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """Options for one embedding session using ``threads`` intra-op threads.
+
+    Inter-op parallelism buys nothing for a transformer (a chain of ops) and its
+    thread pool competes with intra-op for the same cores, so it is off.
+    """
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # ORT warns about unused initializers etc.; not actionable here
+    return opts
+
+
+def create_session(
+    model_path: str | os.PathLike[str], providers: ProviderList, threads: int
+) -> tuple[ort.InferenceSession, str]:
+    """Open ``model_path`` on ``providers``; return the session and its active provider.
+
+    Raises ``ProviderUnavailableError`` when ORT fell back from the provider asked for.
+    """
+    sess = ort.InferenceSession(
+        str(Path(model_path)),
+        sess_options=session_options(threads),
+        providers=[name for name, _ in providers],
+        provider_options=[opts for _, opts in providers],
+    )
+    return sess, check_active(sess, providers)

@@ -1,0 +1,201 @@
+"""Shared fixtures: a tiny text bundle built on the fly (no torch), and the real bundle if exported.
+
+The tiny bundle has a WordPiece tokenizer and an ONNX graph small enough to recompute
+in numpy (:meth:`TinyBundle.reference`), so tests can check the runtime exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY_MAX_LEN = 16
+TINY_DIM = 8
+ALL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pool_mask")
+_WORDS = "the a of to and is in it for on with as was by that this python list text query".split()
+_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+
+
+@dataclass(frozen=True)
+class TinyBundle:
+    """A tiny bundle on disk plus the weights to recompute its output in numpy."""
+
+    path: Path
+    inputs: tuple[str, ...]
+    max_len: int
+    emb: np.ndarray
+    mix: np.ndarray
+    types: np.ndarray
+
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(self.path / "tokenizer.json"))
+
+    def reference(self, ids: Sequence[int], pool: Sequence[int] | None = None) -> np.ndarray:
+        """The graph's output for one unpadded row (token types 0), computed in float64."""
+        x = self.emb[np.asarray(ids)].astype(np.float64)
+        if "token_type_ids" in self.inputs:
+            x = x + self.types[0]
+        h = np.tanh(x @ self.mix)
+        y = np.tanh(h + h.mean(axis=0))
+        p = np.ones(len(ids)) if pool is None else np.asarray(pool, dtype=np.float64)
+        v = (y * p[:, None]).sum(axis=0) / max(p.sum(), 1e-9)
+        return v / max(np.linalg.norm(v), 1e-12)
+
+
+def _vocab() -> dict[str, int]:
+    letters = list(string.ascii_lowercase + string.digits)
+    toks = [*_SPECIALS, *_WORDS, *letters, *(f"##{c}" for c in letters), *".,!?'-:;()"]
+    return {t: i for i, t in enumerate(dict.fromkeys(toks))}
+
+
+def write_tiny_tokenizer(path: Path, max_len: int) -> int:
+    """A BERT-style WordPiece tokenizer.json; returns the vocab size."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    vocab = _vocab()
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok.enable_truncation(max_len)
+    # Padding left on purpose: the runtime must switch it off itself.
+    tok.enable_padding(pad_id=vocab["[PAD]"], pad_token="[PAD]")
+    tok.save(str(path))
+    return len(vocab)
+
+
+def _tiny_graph(emb: np.ndarray, mix: np.ndarray, types: np.ndarray, inputs: Sequence[str]):  # type: ignore[no-untyped-def]
+    """Gather -> MatMul+Tanh -> add masked sequence mean (positions interact) -> Tanh ->
+    mean over pool_mask -> L2 normalise."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    h = helper.make_node
+    pool_in = "pool_mask" if "pool_mask" in inputs else "attention_mask"
+    nodes = [h("Gather", ["E", "input_ids"], ["x0"])]
+    if "token_type_ids" in inputs:
+        nodes += [h("Gather", ["T", "token_type_ids"], ["tt"]), h("Add", ["x0", "tt"], ["x"])]
+    else:
+        nodes += [h("Identity", ["x0"], ["x"])]
+    nodes += [
+        h("MatMul", ["x", "W"], ["xw"]),
+        h("Tanh", ["xw"], ["hid"]),
+        *_masked_mean(h, "hid", "attention_mask", "ctx", keepdims=1),
+        h("Add", ["hid", "ctx"], ["pre"]),
+        h("Tanh", ["pre"], ["y"]),
+        *_masked_mean(h, "y", pool_in, "pooled", keepdims=0),
+        h("ReduceL2", ["pooled"], ["norm"], axes=[1], keepdims=1),
+        h("Max", ["norm", "eps"], ["norm_safe"]),
+        h("Div", ["pooled", "norm_safe"], ["sentence_embedding"]),
+    ]
+    inits = [
+        numpy_helper.from_array(emb, "E"),
+        numpy_helper.from_array(mix, "W"),
+        numpy_helper.from_array(types, "T"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis_last"),
+        numpy_helper.from_array(np.array(1e-9, dtype=np.float32), "eps"),
+    ]
+    if "token_type_ids" not in inputs:
+        inits = [i for i in inits if i.name != "T"]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in inputs],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", emb.shape[1]])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10  # onnx 1.23 writes IR 14, which older ORT rejects
+    return model
+
+
+def _masked_mean(h, x: str, mask: str, out: str, keepdims: int) -> list:  # type: ignore[no-untyped-def]
+    m = f"{out}_m"
+    return [
+        h("Cast", [mask], [f"{m}f"], to=1),
+        h("Unsqueeze", [f"{m}f", "axis_last"], [m]),
+        h("Mul", [x, m], [f"{out}_xm"]),
+        h("ReduceSum", [f"{out}_xm", "axis1"], [f"{out}_s"], keepdims=keepdims),
+        h("ReduceSum", [m, "axis1"], [f"{out}_n"], keepdims=keepdims),
+        h("Max", [f"{out}_n", "eps"], [f"{out}_nn"]),
+        h("Div", [f"{out}_s", f"{out}_nn"], [out]),
+    ]
+
+
+def make_tiny_bundle(
+    root: Path, *, inputs: Sequence[str] = ALL_INPUTS, max_len: int = TINY_MAX_LEN, seed: int = 0
+) -> TinyBundle:
+    """Write a complete tiny bundle (fp32 + a perturbed "int8" variant) to ``root``."""
+    import onnx
+
+    from umr.atomic import atomic_write_json
+    from umr.bundle import BundleManifest, Variant, sha256_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    vocab_size = write_tiny_tokenizer(root / "tokenizer.json", max_len)
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((vocab_size, TINY_DIM)).astype(np.float32)
+    mix = (rng.standard_normal((TINY_DIM, TINY_DIM)) / np.sqrt(TINY_DIM)).astype(np.float32)
+    types = (0.1 * rng.standard_normal((2, TINY_DIM))).astype(np.float32)
+    onnx.save(_tiny_graph(emb, mix, types, inputs), str(root / "model.onnx"))
+    noisy = emb + np.float32(0.01) * rng.standard_normal(emb.shape).astype(np.float32)
+    onnx.save(_tiny_graph(noisy, mix, types, inputs), str(root / "model.int8.onnx"))
+    files = ("model.onnx", "model.int8.onnx", "tokenizer.json")
+    manifest = BundleManifest(
+        name="tiny",
+        dim=TINY_DIM,
+        pooling="mean",
+        normalize=True,
+        max_seq_length=max_len,
+        inputs=tuple(inputs),
+        output="sentence_embedding",
+        tokenizer="tokenizer.json",
+        variants={
+            "fp32": Variant("fp32", "model.onnx", "float32"),
+            "int8": Variant("int8", "model.int8.onnx", "int8"),
+        },
+        files={f: sha256_file(root / f) for f in files},
+        created_by="tests/conftest.py",
+    )
+    atomic_write_json(root / "umr.json", manifest.to_json())
+    return TinyBundle(root, tuple(inputs), max_len, emb, mix, types)
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path: Path) -> TinyBundle:
+    """A tiny bundle taking all four text inputs, max_seq_length 16."""
+    return make_tiny_bundle(tmp_path / "tiny")
+
+
+@pytest.fixture
+def tiny_bundle_factory(tmp_path: Path) -> Callable[..., TinyBundle]:
+    """Build tiny bundles with other inputs / lengths: ``factory(name, inputs=..., max_len=...)``."""
+
+    def build(name: str = "custom", **kwargs: object) -> TinyBundle:
+        return make_tiny_bundle(tmp_path / name, **kwargs)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def real_bundle() -> Path:
+    """The exported default bundle named by $UMR_TEST_BUNDLE; skips when unset."""
+    value = os.environ.get("UMR_TEST_BUNDLE")
+    if not value:
+        pytest.skip("UMR_TEST_BUNDLE is not set (run `make bundle`, then point it at the bundle)")
+    path = Path(value)
+    if not (path / "umr.json").is_file():
+        pytest.fail(f"UMR_TEST_BUNDLE={value} has no umr.json; re-run `make bundle`")
+    return path
