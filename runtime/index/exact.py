@@ -22,6 +22,7 @@ class ExactIndex(BaseIndex):
     """
 
     KIND = "exact"
+    uses_ef = False
 
     def _store_init(self, capacity: int) -> None:
         self._vecs = np.zeros((capacity, self._dim), dtype=np.float32)

@@ -60,7 +60,9 @@ class Index(BaseIndex):
             counts: np.ndarray | None = None
         except RuntimeError:
             # hnswlib raises "contiguous 2D array" when deletions leave fewer than k live
-            # items reachable for some row; redo row by row, shrinking k where needed.
+            # items reachable for some row; redo row by row, shrinking k where needed. A
+            # larger ef would not help: with deletions present hnswlib 0.8 already searches
+            # on until it holds ef live candidates or the reachable graph runs out.
             labels, dist, counts = self._search_rows(q, k)
         return labels, self._scores(dist), counts
 

@@ -77,8 +77,15 @@ def check_index_file(path: Path, want: Expected) -> HnswHeader:
     level0_end = HEADER_SIZE + head.count * head.size_data_per_element
     if len(data) < level0_end:
         raise IndexCorruptError(f"{path}: truncated inside the level-0 records")
-    records = np.frombuffer(data, np.uint8, head.count * head.size_data_per_element, HEADER_SIZE)
-    records = records.reshape(head.count, head.size_data_per_element)
+    record = np.dtype(
+        {
+            "names": ["count", "flags", "links", "vector", "label"],
+            "formats": ["<u2", "u1", ("<u4", head.maxM0), ("<f4", head.dim), "<u8"],
+            "offsets": [0, 2, 4, head.offset_data, head.label_offset],
+            "itemsize": head.size_data_per_element,
+        }
+    )
+    records = np.frombuffer(data, record, head.count, HEADER_SIZE)  # views, no copies
     _check_level0(path, head, records, want)
     levels = _check_upper_levels(path, head, data, level0_end)
     if head.count and levels[head.enterpoint] != head.maxlevel:
@@ -118,21 +125,19 @@ def _check_header(path: Path, h: HnswHeader, want: Expected) -> None:
 
 def _check_level0(path: Path, h: HnswHeader, records: np.ndarray, want: Expected) -> None:
     n = h.count
-    link_count = records[:, 0:2].copy().view("<u2").ravel()
+    link_count = records["count"]
     if n and int(link_count.max()) > h.maxM0:
         bad = int(np.argmax(link_count))
         raise IndexCorruptError(f"{path}: element {bad} has {link_count[bad]} level-0 links")
-    links = records[:, 4 : h.offset_data].copy().view("<u4")
     used = np.arange(h.maxM0)[None, :] < link_count[:, None]
-    if n and bool((links[used] >= n).any()):
+    if n and bool((records["links"][used] >= n).any()):
         raise IndexCorruptError(f"{path}: a level-0 link points past element {n - 1}")
-    vectors = records[:, h.offset_data : h.label_offset].copy().view("<f4")
-    if not np.isfinite(vectors).all():
+    if not np.isfinite(records["vector"]).all():
         raise IndexCorruptError(f"{path}: a stored vector holds NaN or inf")
-    labels = records[:, h.label_offset : h.label_offset + 8].copy().view("<u8").ravel()
+    labels = records["label"]
     if not np.array_equal(np.sort(labels), np.arange(n, dtype=np.uint64)):
         raise IndexCorruptError(f"{path}: labels are not exactly 0..{n - 1}, one each")
-    flagged = np.flatnonzero(records[:, 2] & 1)
+    flagged = np.flatnonzero(records["flags"] & 1)
     if set(labels[flagged].tolist()) != want.deleted:
         raise IndexCorruptError(f"{path}: deleted marks differ from the manifest's deleted list")
 

@@ -1,8 +1,10 @@
 """The label table: hnswlib labels (dense ints 0..n-1) to the user's ids and metadata.
 
 Labels are never reused: a deleted id that is added again gets a fresh label, and the
-old one stays a tombstone. Label -> id is an object array so a whole result matrix maps
-in one fancy-index, with no per-hit Python work.
+old one stays a tombstone. Label -> id is an array so a whole result matrix maps in one
+fancy-index, with no per-hit Python work. While every id is an int (the common case) the
+ids also live in an int64 array: mapping through it touches no scattered Python objects,
+which matters on the per-query hot path of a large index.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class ItemTable:
     def __init__(self) -> None:
         self._ids = np.empty(0, dtype=object)
         self._meta = np.empty(0, dtype=object)
+        self._int_ids: np.ndarray | None = np.empty(0, dtype=np.int64)  # None once a str id
+        self._any_meta = False
         self._n = 0
         self._live: dict[Id, int] = {}
         self.deleted: set[int] = set()
@@ -67,8 +71,7 @@ class ItemTable:
         start, n = self._n, len(ids)
         self._reserve(start + n)
         labels = np.arange(start, start + n, dtype=np.int64)
-        self._ids[start : start + n] = _object_array(ids)
-        self._meta[start : start + n] = _object_array(metadata)
+        self._fill(start, ids, metadata)
         self._live.update(zip(ids, labels.tolist(), strict=True))
         self._n = start + n
         return labels
@@ -87,12 +90,12 @@ class ItemTable:
         return self._meta[label]
 
     def ids_of(self, labels: np.ndarray) -> np.ndarray:
-        """Ids of ``labels`` (any shape), as an object array of the same shape."""
-        return self._ids[labels]
+        """Ids of ``labels`` (any shape): an int64 or object array of the same shape."""
+        return self._ids[labels] if self._int_ids is None else self._int_ids[labels]
 
-    def meta_of(self, labels: np.ndarray) -> np.ndarray:
-        """Metadata of ``labels`` (any shape), as an object array of the same shape."""
-        return self._meta[labels]
+    def meta_of(self, labels: np.ndarray) -> np.ndarray | None:
+        """Metadata of ``labels`` (same shape, object array); None if nothing has any."""
+        return self._meta[labels] if self._any_meta else None
 
     def live_ids(self) -> list[Id]:
         """Every live id, in label order."""
@@ -120,8 +123,7 @@ class ItemTable:
         table = cls()
         _check_entries(ids, meta, deleted, where)
         table._reserve(len(ids))
-        table._ids[: len(ids)] = _object_array(ids)
-        table._meta[: len(ids)] = _object_array(meta)
+        table._fill(0, ids, meta)
         table._n = len(ids)
         table.deleted = set(deleted)
         for label, item_id in enumerate(ids):
@@ -132,14 +134,27 @@ class ItemTable:
             table._live[item_id] = label
         return table
 
+    def _fill(self, start: int, ids: Sequence[Id], meta: Sequence[dict[str, Any] | None]) -> None:
+        stop = start + len(ids)
+        self._ids[start:stop] = _object_array(ids)
+        self._meta[start:stop] = _object_array(meta)
+        self._any_meta = self._any_meta or any(m is not None for m in meta)
+        if self._int_ids is not None:
+            if all(type(i) is int and -(2**63) <= i < 2**63 for i in ids):
+                self._int_ids[start:stop] = ids
+            else:
+                self._int_ids = None
+
     def _reserve(self, size: int) -> None:
         if size <= len(self._ids):
             return
         cap = max(size, 2 * len(self._ids), 16)
-        for name in ("_ids", "_meta"):
-            grown = np.empty(cap, dtype=object)
-            grown[: self._n] = getattr(self, name)[: self._n]
-            setattr(self, name, grown)
+        for name in ("_ids", "_meta", "_int_ids"):
+            old = getattr(self, name)
+            if old is not None:
+                grown = np.empty(cap, dtype=old.dtype)
+                grown[: self._n] = old[: self._n]
+                setattr(self, name, grown)
 
 
 def _object_array(values: Sequence[Any]) -> np.ndarray:

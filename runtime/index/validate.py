@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,8 @@ def as_matrix(vectors: Any, dim: int, space: str, what: str = "vectors") -> np.n
     """Return ``vectors`` as a C-contiguous float32 [n, dim] array, or raise.
 
     A 1-D array is one row. Refuses non-floating dtypes, NaN/inf, and (in cosine
-    space) all-zero rows, naming the first offending row.
+    space) all-zero rows, naming the first offending row. In cosine space a row whose
+    length float32 cannot square (beyond ~1e15 or below ~1e-15) comes back rescaled.
     """
     arr = np.asarray(vectors)
     if arr.dtype.kind != "f":
@@ -47,18 +49,50 @@ def as_matrix(vectors: Any, dim: int, space: str, what: str = "vectors") -> np.n
         raise InputValueError(f"{what}: expected a 2-D [n, {dim}] array, got {arr.ndim}-D")
     if arr.shape[1] != dim:
         raise InputValueError(f"{what}: expected dim {dim}, got {arr.shape[1]}")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by row
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        total = arr.sum()
-    # One whole-array reduction on the hot path; find the row only when something is wrong.
-    if not np.isfinite(total):
-        finite = np.isfinite(arr).all(axis=1)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            raise InputValueError(f"{what}[{row}]: contains NaN or inf (or overflows float32)")
-    if space == "cosine" and not arr.any(axis=1).all():
-        row = int(np.flatnonzero(~arr.any(axis=1))[0])
+    if arr.dtype != np.float32 or not arr.flags.c_contiguous:
+        with np.errstate(over="ignore"):  # float64 overflow becomes inf, reported below
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if len(arr) == 1 and _one_row_ok(arr[0], space):
+        return arr  # the per-query hot path: one dot product instead of array reductions
+    # Squared norms in float64: exact for float32 input (no overflow, no underflow), and
+    # NaN/inf propagate into them, so they answer every check below.
+    sq = np.einsum("ij,ij->i", arr, arr, dtype=np.float64)
+    if not np.isfinite(sq).all():
+        row = int(np.flatnonzero(~np.isfinite(sq))[0])
+        raise InputValueError(f"{what}[{row}]: contains NaN or inf (or overflows float32)")
+    if space != "cosine":
+        return arr
+    if not sq.all():
+        row = int(np.flatnonzero(sq == 0)[0])
         raise InputValueError(f"{what}[{row}]: zero vector has no direction in cosine space")
+    return _rescale_extremes(arr, sq)
+
+
+# hnswlib normalizes cosine vectors in float32: a squared norm past ~1e38 overflows
+# and one below ~1e-38 underflows, either way turning the vector into garbage.
+_SAFE_SQ = (1e-30, 1e30)
+
+
+def _one_row_ok(row: np.ndarray, space: str) -> bool:
+    """True if ``row`` needs no further check or change (one float64 dot product)."""
+    row64 = row.astype(np.float64)
+    sq = float(np.dot(row64, row64))
+    if space == "cosine":
+        return _SAFE_SQ[0] < sq < _SAFE_SQ[1]
+    return 0.0 <= sq < math.inf
+
+
+def _rescale_extremes(arr: np.ndarray, sq: np.ndarray) -> np.ndarray:
+    """Scale rows whose norm float32 arithmetic cannot handle to unit length.
+
+    Cosine ignores length, so this changes no score; other rows are left as given.
+    """
+    extreme = (sq <= _SAFE_SQ[0]) | (sq >= _SAFE_SQ[1])
+    if not extreme.any():
+        return arr
+    arr = arr.copy()
+    rows = arr[extreme].astype(np.float64) / np.sqrt(sq[extreme])[:, None]
+    arr[extreme] = rows.astype(np.float32)
     return arr
 
 

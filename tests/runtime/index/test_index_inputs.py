@@ -117,6 +117,11 @@ def test_bad_search_arguments(cls):
         index.search(np.ones(8, np.int32))
     with pytest.raises(InputValueError, match=r"queries\[0\]: zero vector"):
         index.search(np.zeros(8, np.float32))
+    for bad in (np.nan, np.inf, -np.inf):  # one row takes a fast path; it must still refuse
+        with pytest.raises(InputValueError, match=r"queries\[0\]: contains NaN or inf"):
+            index.search(np.array([1, 2, 3, bad, 5, 6, 7, 8], np.float32))
+    huge = np.full(8, 1e30, np.float32)  # its squared norm overflows, yet it is valid
+    assert len(index.search(huge, k=2)[0]) == 2
 
 
 @pytest.mark.parametrize(
@@ -126,3 +131,15 @@ def test_bad_search_arguments(cls):
 def test_bad_create_arguments(kwargs, pattern):
     with pytest.raises(InputValueError, match=pattern):
         Index.create(8, **kwargs)
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_cosine_handles_norms_float32_cannot_square(cls):
+    index = cls.create(4, "cosine")
+    vectors = np.array([[1e30, 0, 0, 0], [0, 1e-30, 0, 0], [1e-30, 1e-30, 0, 0]], np.float32)
+    index.add(vectors, ["big", "tiny", "diag"])
+    queries = np.array([[1, 0, 0, 0], [0, 1e-35, 0, 0], [1e20, 1e20, 0, 0]], np.float32)
+    got = [[(h.id, round(h.score, 4)) for h in row[:2]] for row in index.search(queries, k=3)]
+    assert got[0] == [("big", 1.0), ("diag", 0.7071)]
+    assert got[1] == [("tiny", 1.0), ("diag", 0.7071)]
+    assert got[2][0] == ("diag", 1.0)
