@@ -12,20 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from umr.export.source import SourceModel, default_model_dir, read_source
+from umr.export.staging import Steps, check_target, file_digests, publish, staging_dir
 
 import umr
 from umr.atomic import atomic_write_json
 from umr.bundle import MANIFEST_NAME, BundleManifest, Parity, Variant, sha256_file
 from umr.errors import ExportError
-from umr.export.source import SourceModel, default_model_dir, read_source
-from umr.export.staging import Steps, check_target, file_digests, publish, staging_dir
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 FP32_GATE = 0.9999
 KNOWN_VARIANTS = ("fp32", "int8")
 REFERENCE = "sentence-transformers"
-_VERSIONED = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime",
-              "sentence-transformers", "tokenizers")
+_VERSIONED = (
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+    "onnx",
+    "onnxruntime",
+    "sentence-transformers",
+    "tokenizers",
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ def export_bundle(
     wanted = _check_variants(variants)
     check_target(out, overwrite)
     src = read_source(default_model_dir() if source is None else source)
-    steps = Steps(total=4 + ("int8" in wanted), enabled=progress)
+    steps = Steps(total=3 + ("int8" in wanted), enabled=progress)
     with tempfile.TemporaryDirectory(prefix="umr-export-") as work, staging_dir(out) as stage:
         run = _Run(src, stage, Path(work), tuple(PARITY_TEXTS), steps)
         inputs, fp32, ref, fp32_emb = _export_fp32(run)
@@ -101,8 +109,10 @@ def _export_fp32(run: _Run) -> tuple[tuple[str, ...], Variant, np.ndarray, np.nd
     from umr.export.parity import compare, onnx_embed, onnx_session, reference_embed, require
     from umr.export.tokenizer_files import TOKENIZER_FILE, write_tokenizer_files
 
-    run.steps(f"export {run.src.name} with optimum (pooling {run.src.pooling}, "
-              f"max_seq_length {run.src.max_seq_length})")
+    run.steps(
+        f"export {run.src.name} with optimum (pooling {run.src.pooling}, "
+        f"max_seq_length {run.src.max_seq_length})"
+    )
     transformer = export_transformer(run.src, run.work)
     inputs = build_fp32_graph(transformer, run.stage / FP32_FILE, run.src.pooling)
     write_tokenizer_files(run.src.path, run.stage, run.src.max_seq_length)
@@ -118,36 +128,54 @@ def _export_fp32(run: _Run) -> tuple[tuple[str, ...], Variant, np.ndarray, np.nd
 
 
 def _export_int8(run: _Run, fp32: np.ndarray, ref: np.ndarray, gate: float) -> Variant | None:
-    """Quantise, check against fp32, rescue if needed; None (with a warning) if it fails."""
-    from umr.export.parity import compare, onnx_embed, onnx_session
+    """Smooth, quantise, check against fp32, rescue if needed; None (+ warning) if it fails."""
+    from umr.export.parity import compare, feed_batches, onnx_embed, onnx_session
     from umr.export.quantize import QuantConfig, quantize, rescue
+    from umr.export.smooth import SMOOTH_ALPHA, calibration_texts, smooth
     from umr.export.tokenizer_files import TOKENIZER_FILE
 
-    run.steps(f"quantize int8 and check vs fp32 (gate {gate})")
-    src_path, out_path = run.stage / FP32_FILE, run.stage / INT8_FILE
+    run.steps(f"smooth + quantize int8, check vs fp32 (gate {gate})")
+    tok, out_path = run.stage / TOKENIZER_FILE, run.stage / INT8_FILE
+    names = [*_graph_inputs(run.stage / FP32_FILE)]
+    cal = calibration_texts()
+    src_path = run.work / "smoothed.onnx"
+    smooth(run.stage / FP32_FILE, src_path, lambda t: feed_batches(tok, t, names), cal)
 
     def score(path: Path) -> float:
-        emb = onnx_embed(onnx_session(path), run.stage / TOKENIZER_FILE, run.texts)
-        return float(compare(emb, fp32).cosines.min())
+        return float(compare(onnx_embed(onnx_session(path), tok, run.texts), fp32).cosines.min())
 
     cfg = QuantConfig()
     quantize(src_path, out_path, cfg)
-    low, details = score(out_path), {}
-    if low < gate:
-        run.steps.say(f"int8 min cosine {low:.6f} < {gate}: searching layers to keep in fp32")
+    first = score(out_path)
+    details: dict[str, Any] = {
+        "smoothquant": {"alpha": SMOOTH_ALPHA, "calibration_texts": len(cal)}
+    }
+    if first < gate:
+        run.steps.say(f"int8 min cosine {first:.6f} < {gate}: searching layers to keep in fp32")
         found = rescue(src_path, out_path, cfg, score, gate)
-        cfg, low = found.cfg, found.min_cosine
-        details = {"rescue": {"plain_min_cosine": round(low, 6), "steps": found.trail}}
-    emb = onnx_embed(onnx_session(out_path), run.stage / TOKENIZER_FILE, run.texts)
+        cfg = found.cfg
+        details["rescue"] = {"first_min_cosine": round(first, 6), "steps": found.trail}
+    emb = onnx_embed(onnx_session(out_path), tok, run.texts)
     vs_fp32, vs_ref = compare(emb, fp32), compare(emb, ref)
-    if vs_fp32.cosines.min() < gate:
-        warnings.warn(f"int8 variant left out: min cosine vs fp32 {low:.6f} < gate {gate} "
-                      "even with every layer's MatMuls kept in fp32", stacklevel=3)
+    low = float(vs_fp32.cosines.min())
+    if low < gate:
+        warnings.warn(
+            f"int8 variant left out: min cosine vs fp32 {low:.6f} < gate {gate} "
+            "even with every layer's MatMuls kept in fp32",
+            stacklevel=3,
+        )
         out_path.unlink()
         return None
-    run.steps.say(f"int8 min cosine vs fp32 {vs_fp32.cosines.min():.6f}")
+    run.steps.say(f"int8 min cosine vs fp32 {low:.6f}")
     parity: tuple[Parity, ...] = (vs_fp32.parity("fp32", gate), vs_ref.parity(REFERENCE, None))
     return Variant("int8", INT8_FILE, "int8", parity, {**cfg.details(), **details})
+
+
+def _graph_inputs(path: Path) -> tuple[str, ...]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return tuple(i.name for i in model.graph.input)
 
 
 def _manifest(

@@ -8,8 +8,9 @@ import logging
 import warnings
 from pathlib import Path
 
-from umr.errors import ExportError
 from umr.export.source import SourceModel
+
+from umr.errors import ExportError
 
 OUTPUT_NAME = "sentence_embedding"
 HIDDEN_NAME = "last_hidden_state"
@@ -50,7 +51,6 @@ def build_fp32_graph(
 ) -> tuple[str, ...]:
     """Append pooling + L2 to the exported transformer, save to ``out_path``; the input names."""
     import onnx
-
     from umr.kernels.onnx_pooling import PoolingSpec, append_pooling
 
     model = onnx.load(str(transformer_onnx))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,16 +65,14 @@ def onnx_session(model_path: Path, threads: int = 2) -> object:
     return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_embed(
-    session: object, tokenizer_path: Path, texts: Sequence[str], batch_size: int = 32
-) -> np.ndarray:
-    """Embed ``texts`` with an exported graph (pool_mask = attention_mask)."""
+def feed_batches(
+    tokenizer_path: Path, texts: Sequence[str], names: Sequence[str], batch_size: int = 32
+) -> Iterator[dict[str, np.ndarray]]:
+    """Graph feeds for ``texts`` in batches, each padded to its longest text only."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_path))
-    tok.enable_padding()  # pad each batch to its longest text only
-    names = [i.name for i in session.get_inputs()]  # type: ignore[attr-defined]
-    out = []
+    tok.enable_padding()
     for start in range(0, len(texts), batch_size):
         enc = tok.encode_batch(list(texts[start : start + batch_size]))
         feeds = {
@@ -83,7 +81,18 @@ def onnx_embed(
             "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
         }
         feeds["pool_mask"] = feeds["attention_mask"]
-        out.append(session.run(None, {n: feeds[n] for n in names})[0])  # type: ignore[attr-defined]
+        yield {n: feeds[n] for n in names}
+
+
+def onnx_embed(
+    session: object, tokenizer_path: Path, texts: Sequence[str], batch_size: int = 32
+) -> np.ndarray:
+    """Embed ``texts`` with an exported graph (pool_mask = attention_mask)."""
+    names = [i.name for i in session.get_inputs()]  # type: ignore[attr-defined]
+    out = [
+        session.run(None, feeds)[0]  # type: ignore[attr-defined]
+        for feeds in feed_batches(tokenizer_path, texts, names, batch_size)
+    ]
     return np.concatenate(out).astype(np.float32)
 
 

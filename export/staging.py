@@ -43,8 +43,11 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
 
 def publish(stage: Path, out_dir: Path) -> None:
     """Replace ``out_dir`` by ``stage``: the old bundle is renamed aside, then deleted."""
+    # mkdtemp/mkstemp create 0700/0600; a bundle is meant to be read by other users.
+    os.chmod(stage, 0o755)
     for path in stage.rglob("*"):
         if path.is_file():
+            os.chmod(path, 0o644)
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
     old = None

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import onnx
 from onnx import TensorProto, helper
+from umr.kernels.reference import NORM_EPS, POOL_EPS
 
 from umr.errors import ExportError
-from umr.kernels.reference import NORM_EPS, POOL_EPS
 
 FUNCTION_DOMAIN = "ai.umr"
 MIN_OPSET = 13  # ReduceSum takes its axes as an input from 13 on; older graphs are not worth it
@@ -80,8 +80,13 @@ def _pool_nodes(b: _Nodes, mode: str, hidden: str, attn: str, pmask: str) -> str
         weights = b.add("Cast", [pmask], to=TensorProto.FLOAT)
     else:  # last: one-hot at the last position where attention_mask is 1, zeros if none
         mask = b.add("Cast", [attn], to=TensorProto.FLOAT)
-        pos = b.add("CumSum", [b.add("Add", [b.add("Mul", [mask, b.const(0.0, 1)]),
-                                             b.const(1.0, 1)]), b.const(1, TensorProto.INT64)])
+        pos = b.add(
+            "CumSum",
+            [
+                b.add("Add", [b.add("Mul", [mask, b.const(0.0, 1)]), b.const(1.0, 1)]),
+                b.const(1, TensorProto.INT64),
+            ],
+        )
         last = b.reduce("ReduceMax", b.add("Mul", [pos, mask]), axis=1, keepdims=1)
         weights = b.add("Cast", [b.add("Equal", [pos, last])], to=TensorProto.FLOAT)
     w3 = b.add("Unsqueeze", [weights, b.const([2], TensorProto.INT64)])
@@ -154,9 +159,15 @@ def append_pooling(
     if as_function:
         out.functions.append(pooling_function(spec, opset))
         out.opset_import.append(helper.make_opsetid(FUNCTION_DOMAIN, 1))
-        g.node.append(helper.make_node(spec.function_name, inputs, [spec.output],
-                                       name=f"umr_pool/{spec.function_name}",
-                                       domain=FUNCTION_DOMAIN))
+        g.node.append(
+            helper.make_node(
+                spec.function_name,
+                inputs,
+                [spec.output],
+                name=f"umr_pool/{spec.function_name}",
+                domain=FUNCTION_DOMAIN,
+            )
+        )
     else:
         nodes, last = build_pooling_nodes(spec, opset)
         nodes.append(helper.make_node("Identity", [last], [spec.output], name="umr_pool/out"))
@@ -169,8 +180,9 @@ def append_pooling(
 def _check_values(g: onnx.GraphProto, spec: PoolingSpec) -> None:
     produced = {o for n in g.node for o in n.output} | {i.name for i in g.input}
     if spec.hidden not in produced:
-        raise ExportError(f"graph has no value {spec.hidden!r} to pool (outputs: "
-                          f"{[o.name for o in g.output]})")
+        raise ExportError(
+            f"graph has no value {spec.hidden!r} to pool (outputs: {[o.name for o in g.output]})"
+        )
     if spec.attention_mask not in {i.name for i in g.input}:
         raise ExportError(f"graph has no input {spec.attention_mask!r}")
 

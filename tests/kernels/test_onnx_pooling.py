@@ -7,10 +7,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
-
-from umr.errors import ExportError
 from umr.kernels.onnx_pooling import PoolingSpec, append_pooling
 from umr.kernels.reference import pool
+
+from umr.errors import ExportError
 
 
 def _identity_model(dim: int, opset: int) -> onnx.ModelProto:
