@@ -47,7 +47,7 @@ def short_name(ort_name: str) -> str:
 
 
 def default_trt_cache_dir() -> Path:
-    """Where TensorRT engines are cached: ``$UMR_CACHE_DIR/tensorrt`` or ``~/.cache/umr/tensorrt``."""
+    """Where TensorRT engines are cached: ``$UMR_CACHE_DIR/tensorrt``, else ``~/.cache/umr/...``."""
     root = os.environ.get("UMR_CACHE_DIR") or Path.home() / ".cache" / "umr"
     return Path(root) / "tensorrt"
 

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import onnxruntime as ort
-
 from umr.runtime.providers import ProviderList, check_active
 
 
@@ -32,6 +31,10 @@ def session_options(threads: int) -> ort.SessionOptions:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # ORT warns about unused initializers etc.; not actionable here
+    # Spinning workers burn the cores they wait on. On a loaded 2-core box (the normal
+    # case: a server also tokenizes, indexes, answers HTTP) spinning measured 1.5x
+    # slower throughput and 2.7x slower batch-1 median latency; idle, it gained ~10%.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

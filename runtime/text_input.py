@@ -68,6 +68,13 @@ def validate_instruction(instruction: Any) -> str | None:
     return instruction
 
 
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` if it is a positive int, else ``ValueError``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return batch_size
+
+
 def _check_utf8(items: list[str]) -> None:
     # One encode of the joined texts is fast; only on failure look for the culprit.
     try:
@@ -114,7 +121,9 @@ class TextTokenizer:
             raise BundleError(f"{path}: not a valid tokenizer.json ({exc})") from None
         return cls(tok, max_length, input_names)
 
-    def encode(self, texts: list[str], instruction: str | None = None) -> tuple[list[list[int]], int]:
+    def encode(
+        self, texts: list[str], instruction: str | None = None
+    ) -> tuple[list[list[int]], int]:
         """Token ids per text, and the number of instruction tokens after the leading specials.
 
         The instruction's tokens (no special tokens of their own) go right after the
@@ -151,16 +160,27 @@ class TextTokenizer:
         return ids
 
     def batches(
-        self, texts: list[str], *, instruction: str | None = None, batch_size: int = 32
+        self,
+        texts: list[str],
+        *,
+        instruction: str | None = None,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
     ) -> Iterator[Batch]:
-        """Padded batches of at most ``batch_size`` texts, longest texts first."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        """Padded batches, longest texts first, of at most ``batch_size`` texts and at
+        most ``max_tokens`` padded tokens (always at least one text)."""
+        check_batch_size(batch_size)
         ids, k = self.encode(texts, instruction)
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        start = 0
+        while start < len(order):
+            # Sorted longest first, so the first row sets the batch's padded width.
+            rows_fit = (
+                batch_size if max_tokens is None else max_tokens // int(lengths[order[start]])
+            )
+            rows = order[start : start + max(1, min(batch_size, rows_fit))]
+            start += len(rows)
             yield Batch(rows, self._feeds([ids[r] for r in rows], lengths[rows], k))
 
     def _feeds(self, ids: list[list[int]], lengths: np.ndarray, k: int) -> dict[str, np.ndarray]:

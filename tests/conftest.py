@@ -18,7 +18,28 @@ import pytest
 TINY_MAX_LEN = 16
 TINY_DIM = 8
 ALL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pool_mask")
-_WORDS = "the a of to and is in it for on with as was by that this python list text query".split()
+_WORDS = [
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "is",
+    "in",
+    "it",
+    "for",
+    "on",
+    "with",
+    "as",
+    "was",
+    "by",
+    "that",
+    "this",
+    "python",
+    "list",
+    "text",
+    "query",
+]
 _SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
 
@@ -113,7 +134,11 @@ def _tiny_graph(emb: np.ndarray, mix: np.ndarray, types: np.ndarray, inputs: Seq
         nodes,
         "tiny",
         [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in inputs],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", emb.shape[1]])],
+        [
+            helper.make_tensor_value_info(
+                "sentence_embedding", TensorProto.FLOAT, ["batch", emb.shape[1]]
+            )
+        ],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -181,7 +206,7 @@ def tiny_bundle(tmp_path: Path) -> TinyBundle:
 
 @pytest.fixture
 def tiny_bundle_factory(tmp_path: Path) -> Callable[..., TinyBundle]:
-    """Build tiny bundles with other inputs / lengths: ``factory(name, inputs=..., max_len=...)``."""
+    """Build other tiny bundles: ``factory(name, inputs=..., max_len=...)``."""
 
     def build(name: str = "custom", **kwargs: object) -> TinyBundle:
         return make_tiny_bundle(tmp_path / name, **kwargs)  # type: ignore[arg-type]

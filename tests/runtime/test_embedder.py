@@ -7,7 +7,10 @@ import os
 
 import numpy as np
 import pytest
+from umr.runtime import Embedder
+from umr.runtime.embedder import batch_dependent
 
+from umr.bundle import Variant
 from umr.errors import (
     BundleError,
     ChecksumError,
@@ -16,7 +19,6 @@ from umr.errors import (
     ProviderUnavailableError,
     UnknownVariantError,
 )
-from umr.runtime import Embedder
 
 TEXTS = [
     "the python list",
@@ -52,7 +54,7 @@ def test_matches_numpy_reference_in_input_order(tiny_bundle) -> None:
     vecs = Embedder.load(tiny_bundle.path).embed_text(TEXTS, batch_size=3)
     assert vecs.dtype == np.float32 and vecs.shape == (len(TEXTS), 8)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
-    for text, vec in zip(TEXTS, vecs):
+    for text, vec in zip(TEXTS, vecs, strict=True):
         ref = tiny_bundle.reference(unpadded_ids(tiny_bundle, text))
         assert float(vec @ ref) > 0.99999, text
 
@@ -80,6 +82,8 @@ def test_lone_surrogate_names_index(tiny_bundle) -> None:
 def test_bad_batch_size(tiny_bundle) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         Embedder.load(tiny_bundle.path).embed_text(["a"], batch_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        Embedder.load(tiny_bundle.path).embed_text([], batch_size=-1)
 
 
 def test_overlong_text_equals_its_first_max_len_tokens(tiny_bundle) -> None:
@@ -102,10 +106,46 @@ def test_batch_invariance(tiny_bundle) -> None:
     assert (alone * shuffled).sum(axis=1).min() >= 0.9999
 
 
+def test_token_budget_does_not_change_vectors(tiny_bundle) -> None:
+    emb = Embedder.load(tiny_bundle.path)
+    assert emb.max_batch_tokens is not None  # a budget is on by default
+    with_budget = emb.embed_text(TEXTS)
+    emb.max_batch_tokens = None
+    without = emb.embed_text(TEXTS, batch_size=64)
+    emb.max_batch_tokens = 1  # every text alone
+    alone = emb.embed_text(TEXTS)
+    assert (with_budget * without).sum(axis=1).min() >= 0.9999
+    assert (with_budget * alone).sum(axis=1).min() >= 0.9999
+
+
+@pytest.mark.parametrize(
+    ("details", "dependent"),
+    [
+        ({}, False),
+        ({"activations": "uint8, dynamic"}, True),
+        ({"activations": "int8, static"}, False),
+        ({"activations": "uint8, dynamic", "batch_invariant": True}, False),
+        ({"batch_invariant": False}, True),
+    ],
+)
+def test_batch_dependent_variants(details, dependent) -> None:
+    assert batch_dependent(Variant("int8", "m.onnx", "int8", details=details)) is dependent
+
+
+def test_dynamic_int8_runs_one_text_per_call(tiny_bundle) -> None:
+    manifest = tiny_bundle.path / "umr.json"
+    obj = json.loads(manifest.read_text())
+    obj["variants"]["int8"]["details"] = {"activations": "uint8, dynamic"}
+    manifest.write_text(json.dumps(obj))
+    assert Embedder.load(tiny_bundle.path, variant="int8").max_batch_tokens == 1
+    assert Embedder.load(tiny_bundle.path, variant="fp32").max_batch_tokens > 1
+
+
 def test_instruction_is_excluded_from_the_pool(tiny_bundle) -> None:
     emb = Embedder.load(tiny_bundle.path)
-    plain, instructed = emb.embed_text(["the python list"]), emb.embed_text(
-        ["the python list"], instruction="query:"
+    plain, instructed = (
+        emb.embed_text(["the python list"]),
+        emb.embed_text(["the python list"], instruction="query:"),
     )
     assert float(plain[0] @ instructed[0]) < 0.9999  # it conditions the text
     ids = unpadded_ids(tiny_bundle, "the python list")
@@ -123,7 +163,13 @@ def test_instruction_keeps_total_within_max_len(tiny_bundle) -> None:
     (vec,) = emb.embed_text([long], instruction="query:")
     vocab = tiny_bundle.tokenizer().get_vocab()
     n = tiny_bundle.max_len
-    full = [vocab["[CLS]"], vocab["query"], vocab[":"], *[vocab["python"]] * (n - 4), vocab["[SEP]"]]
+    full = [
+        vocab["[CLS]"],
+        vocab["query"],
+        vocab[":"],
+        *[vocab["python"]] * (n - 4),
+        vocab["[SEP]"],
+    ]
     assert float(vec @ tiny_bundle.reference(full, [1, 0, 0] + [1] * (n - 3))) > 0.99999
 
 
@@ -196,7 +242,7 @@ def test_manifest_dim_must_match_graph(tiny_bundle) -> None:
 
 
 def test_not_a_bundle(tmp_path) -> None:
-    with pytest.raises(BundleError, match="umr.json"):
+    with pytest.raises(BundleError, match=r"umr\.json"):
         Embedder.load(tmp_path)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from umr.runtime import Embedder
 
 from umr.corpus import python_reference_passages, python_reference_queries, stdlib_docstrings
-from umr.runtime import Embedder
 
 pytestmark = [pytest.mark.slow, pytest.mark.bundle]
 

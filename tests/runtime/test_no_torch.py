@@ -14,7 +14,7 @@ import pytest
 
 HEAVY = ("torch", "transformers", "optimum", "onnx", "sentence_transformers")
 
-_SCRIPT = """
+_SCRIPT = f"""
 import importlib, json, sys, time
 for name in sys.argv[3:]:
     importlib.import_module(name)
@@ -24,10 +24,10 @@ t1 = time.perf_counter()
 emb = umr.runtime.Embedder.load(sys.argv[1], variant=sys.argv[2])
 t2 = time.perf_counter()
 vecs = emb.embed_text(["a short text", "the python list"])
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {set(HEAVY)!r})
 print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "shape": list(vecs.shape),
                   "heavy": heavy}}))
-""".format(heavy=set(HEAVY))
+"""
 
 
 def run_fresh(bundle: Path, variant: str = "fp32", *preimport: str) -> dict:

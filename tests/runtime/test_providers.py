@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from umr.runtime.providers import check_active, resolve_providers, short_name
 
 from umr.errors import ProviderUnavailableError
-from umr.runtime.providers import check_active, resolve_providers, short_name
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

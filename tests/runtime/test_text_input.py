@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from umr.runtime.text_input import TextTokenizer, validate_instruction, validate_texts
 
 from umr.errors import BundleError, InputTypeError, InputValueError
-from umr.runtime.text_input import TextTokenizer, validate_instruction, validate_texts
 
 
 def make(tiny_bundle, inputs=None) -> TextTokenizer:
     names = tiny_bundle.inputs if inputs is None else inputs
-    return TextTokenizer.from_file(
-        tiny_bundle.path / "tokenizer.json", tiny_bundle.max_len, names
-    )
+    return TextTokenizer.from_file(tiny_bundle.path / "tokenizer.json", tiny_bundle.max_len, names)
 
 
 @pytest.mark.parametrize("bad", ["a text", b"bytes", bytearray(b"x")])
@@ -100,7 +98,10 @@ def test_instruction_goes_after_cls_and_is_not_pooled(tiny_bundle) -> None:
     for r in range(2):
         assert ids[r, 0] == vocab["[CLS]"] and ids[r, 1:3].tolist() == instr
         assert pool[r, 1:3].tolist() == [0, 0] and pool[r, 0] == 1
-    short, long_row = int(np.flatnonzero(batch.rows == 0)[0]), int(np.flatnonzero(batch.rows == 1)[0])
+    short, long_row = (
+        int(np.flatnonzero(batch.rows == 0)[0]),
+        int(np.flatnonzero(batch.rows == 1)[0]),
+    )
     assert ids[short, 3:5].tolist() == [vocab["a"], vocab["[SEP]"]]
     assert att[short].sum() == 5
     assert ids[long_row, -1] == vocab["[SEP]"] and att[long_row].all()
@@ -110,3 +111,18 @@ def test_instruction_goes_after_cls_and_is_not_pooled(tiny_bundle) -> None:
 def test_instruction_too_long_is_refused(tiny_bundle) -> None:
     with pytest.raises(InputValueError, match="instruction"):
         make(tiny_bundle).encode(["a"], " ".join(["the"] * tiny_bundle.max_len))
+
+
+def test_token_budget_bounds_padded_tokens(tiny_bundle) -> None:
+    texts = ["a " * n for n in (14, 1, 3, 9, 2, 0, 5, 7, 1)]
+    batches = list(make(tiny_bundle).batches(texts, batch_size=4, max_tokens=12))
+    rows = np.concatenate([b.rows for b in batches])
+    assert sorted(rows.tolist()) == list(range(len(texts)))
+    for b in batches:
+        n, width = b.feeds["input_ids"].shape
+        assert n <= 4
+        assert n * width <= 12 or n == 1  # a text longer than the budget still runs, alone
+    shapes = [b.feeds["input_ids"].shape for b in batches]
+    assert shapes == [(1, 16), (1, 11), (1, 9), (1, 7), (2, 5), (3, 3)]
+    capped = make(tiny_bundle).batches(["a"] * 5, batch_size=2, max_tokens=1000)
+    assert [len(b.rows) for b in capped] == [2, 2, 1]  # batch_size still caps the rows
