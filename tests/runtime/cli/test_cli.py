@@ -133,3 +133,20 @@ def test_search_rejects_bad_k_and_missing_index(capsys, tmp_path, tiny_bundle):
     assert code == 1 and "-k must be at least 1" in err
     code, _, err = _run(capsys, "search", "--bundle", b, "--index", str(tmp_path / "none"), "q")
     assert code == 1 and err.startswith("umr: error:")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["search", "q"], "the following arguments are required: --bundle, --index"),
+        (["index", "build", "--bundle", "b"], "the following arguments are required"),
+        (["nosuch"], "invalid choice: 'nosuch'"),
+        (["search", "--bundle", "b", "--index", "i", "q", "-k", "x"], "invalid int value: 'x'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_a_help_pointer(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1 and expected in err and "--help')" in err
