@@ -8,6 +8,7 @@ always land on the same engine. Only one worker computes at any moment.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,20 @@ def _quality(workers: dict, plan: RoundPlan, with_extra: bool) -> None:
 
 
 def run_engines(
-    bundle: str, threads: int, max_len: int, texts: Path, work: Path, plan: RoundPlan, extra: bool
+    bundle: str,
+    threads: int,
+    max_len: int,
+    texts: Path,
+    work: Path,
+    plan: RoundPlan,
+    extra: bool,
+    after_round: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """All engine measurements; vectors land in ``work`` as ``<set>_<engine>.npy``."""
+    """All engine measurements; vectors land in ``work`` as ``<set>_<engine>.npy``.
+
+    ``after_round`` runs between rounds while every worker is idle (the driver
+    samples the matmul peak there, so peak and engines see similar machine load).
+    """
     workers = _start(bundle, threads, max_len, texts, work)
     out: dict[str, Any] = {n: {"throughput_s": [], "latency_s": []} for n in ENGINES}
     try:
@@ -82,6 +94,8 @@ def run_engines(
             log(f"round {r + 1}/{plan.rounds}: {', '.join(order)}")
             _one_round(workers, order, plan, r == plan.rounds - 1, out)
             order = order[1:] + order[:1]
+            if after_round is not None:
+                after_round()
         log("embedding the quality set")
         _quality(workers, plan, extra)
         for name, w in workers.items():

@@ -68,7 +68,9 @@ def build_indexes(data: np.ndarray, threads: int, m: int, efc: int) -> dict[str,
 
     ids = list(range(data.shape[0]))
     t0 = time.perf_counter()
-    umr_index = Index.create(data.shape[1], space="cosine", M=m, ef_construction=efc)
+    umr_index = Index.create(
+        data.shape[1], space="cosine", M=m, ef_construction=efc, num_threads=threads
+    )
     umr_index.add(data, ids)
     t_umr = time.perf_counter() - t0
     _log(f"umr Index built in {t_umr:.1f}s (ef={umr_index.ef})")
@@ -79,7 +81,7 @@ def build_indexes(data: np.ndarray, threads: int, m: int, efc: int) -> dict[str,
     raw.set_ef(umr_index.ef)
     t_raw = time.perf_counter() - t0
     _log(f"raw hnswlib built in {t_raw:.1f}s")
-    exact = ExactIndex.create(data.shape[1], space="cosine")
+    exact = ExactIndex.create(data.shape[1], space="cosine", num_threads=threads)
     exact.add(data, ids)
     return {
         "umr": umr_index,

@@ -38,7 +38,8 @@ def _latency(ax: Any, engines: dict[str, Any]) -> None:
             color=[_COLORS.get(n, "#555") for n in names],
         )
     ax.set_xticks(list(x), names)
-    ax.set_title("Batch-1 latency (ms)")
+    ax.set_yscale("log")
+    ax.set_title("Batch-1 latency (ms, log)")
     ax.legend(fontsize=8)
 
 

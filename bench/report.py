@@ -87,11 +87,14 @@ def _quality(work: Path, texts: Any) -> dict[str, Any]:
     def both(e: str) -> np.ndarray:
         return np.concatenate([vec(f"corpus_{e}"), vec(f"passages_{e}")])
 
+    all_texts = [*texts.corpus, *texts.passages]
+    int8_drift = cosine_drift(both("int8"), both("fp32"))
+    int8_drift["worst_text"] = all_texts[int8_drift["argmin"]][:300]
     return {
         "recall_at_10": recall,
         "n_queries": len(texts.queries),
         "n_passages": len(texts.passages),
-        "int8_vs_fp32_cosine": cosine_drift(both("int8"), both("fp32")),
+        "int8_vs_fp32_cosine": int8_drift,
         "st_vs_fp32_cosine": cosine_drift(both("st"), both("fp32")),
         "cosine_texts": "throughput corpus + reference passages",
     }
@@ -142,6 +145,7 @@ def assemble_report(raw: dict[str, Any], cfg: dict[str, Any], machine: dict) -> 
         "quality": _quality(raw["work"], raw["texts"]),
         "index": index,
         "cold_start": raw["cold_start"],
+        "phase_s": raw.get("phase_s", {}),
     }
     report["targets"] = [t.to_json() for t in evaluate_targets(report)]
     report["headline"] = headline(report)

@@ -17,6 +17,9 @@ from umr.corpus import python_reference_passages, python_reference_queries, stdl
 from umr.errors import InputValueError
 
 MAX_QUERY_TOKENS = 16
+# fp32 vectors of this many further docstrings seed the index; more would cost minutes
+# of embedding for little extra diversity (the synthetic recipe fills up to 100k).
+MAX_EXTRA = 3000
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,20 @@ def spread(items: list[str], n: int) -> list[str]:
     return [items[int(k * step)] for k in range(n)]
 
 
-def select_texts(tokenizer: object, n_docs: int, n_short: int, with_extra: bool) -> BenchTexts:
+def select_texts(
+    tokenizer: object, n_docs: int, n_short: int, with_extra: bool, topic_stride: int = 1
+) -> BenchTexts:
     """Build the fixed sets; ``tokenizer`` is a ``tokenizers.Tokenizer`` used to keep
-    short queries at <= 16 tokens (special tokens included)."""
+    short queries at <= 16 tokens (special tokens included). ``topic_stride`` > 1 keeps
+    every n-th reference topic only (quick runs: the reference engine is slow on passages).
+    """
     docs = stdlib_docstrings()
     corpus = spread(docs, n_docs)
-    passages = python_reference_passages()
-    queries = python_reference_queries()
-    short = short_queries(tokenizer, [q.text for q in queries], docs, n_short)
+    all_queries = python_reference_queries()
+    queries = all_queries[::topic_stride]
+    kept = {q.topic for q in queries}
+    passages = [p for p in python_reference_passages() if p.topic in kept]
+    short = short_queries(tokenizer, [q.text for q in all_queries], docs, n_short)
     chosen = set(corpus)
     return BenchTexts(
         corpus=corpus,
@@ -80,7 +89,7 @@ def select_texts(tokenizer: object, n_docs: int, n_short: int, with_extra: bool)
         passage_topics=[p.topic for p in passages],
         queries=[q.text for q in queries],
         query_topics=[q.topic for q in queries],
-        extra=[d for d in docs if d not in chosen] if with_extra else [],
+        extra=spread([d for d in docs if d not in chosen], MAX_EXTRA) if with_extra else [],
     )
 
 
