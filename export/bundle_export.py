@@ -122,7 +122,11 @@ def _export_fp32(run: _Run) -> tuple[tuple[str, ...], Variant, np.ndarray, np.nd
     comp = compare(emb, ref)
     require(comp, FP32_GATE, run.texts, f"fp32 graph vs {REFERENCE}")
     run.steps.say(f"fp32 min cosine {comp.cosines.min():.6f}")
-    details = {"graph": "plain onnx (no com.microsoft ops)", "pooling_node": "onnx function"}
+    details = {
+        "graph": "plain onnx (no com.microsoft ops)",
+        "pooling_node": "onnx function",
+        "batch_invariant": True,
+    }
     variant = Variant("fp32", FP32_FILE, "float32", (comp.parity(REFERENCE, FP32_GATE),), details)
     return inputs, variant, ref, emb
 

@@ -41,6 +41,9 @@ class QuantConfig:
             "method": "onnxruntime dynamic quantization",
             "weights": "int8 per-channel" if self.per_channel else "int8 per-tensor",
             "activations": "uint8, dynamic",
+            # One activation scale per tensor spans the whole batch, so a text's vector
+            # depends on its batch-mates; the runtime then runs this variant text by text.
+            "batch_invariant": False,
             "reduce_range": self.reduce_range,
             "fp32_nodes": list(self.nodes_to_exclude),
         }

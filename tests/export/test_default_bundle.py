@@ -30,6 +30,9 @@ def test_manifest_records_the_model_and_its_parity(bundle_dir):
     assert fp32.parity_against("sentence-transformers").min_cosine >= 0.9999
     assert int8.parity_against("fp32").min_cosine >= 0.99
     assert int8.parity_against("sentence-transformers") is not None
+    # The runtime decides how to batch from this flag: dynamic int8 is not batch-invariant.
+    assert fp32.details["batch_invariant"] is True
+    assert int8.details["batch_invariant"] is False
 
 
 @pytest.mark.slow
