@@ -7,14 +7,16 @@ already pools and normalises, so serving needs no torch.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from umr.runtime.providers import default_trt_cache_dir, resolve_providers
-from umr.runtime.session import create_session, usable_cores
+from umr.runtime.providers import default_trt_cache_dir, resolve_providers, short_name
+from umr.runtime.session import create_session, thread_plan, usable_cores
 from umr.runtime.text_input import (
+    Batch,
     TextTokenizer,
     check_batch_size,
     validate_instruction,
@@ -42,8 +44,9 @@ class Embedder:
 
     A variant whose activations are quantized dynamically (one scale per batch
     tensor) gives a text a vector that depends on its batch-mates, so such variants
-    run one text per call (``max_batch_tokens = 1``): on all-MiniLM-L6-v2 int8 that
-    cost 9% of docs/s and keeps every text's vector identical in any batch.
+    run one text per call (``max_batch_tokens = 1``), which keeps every text's vector
+    identical in any batch. On the CPU, batches run in parallel on ``threads``
+    single-threaded workers (see :func:`umr.runtime.session.thread_plan`).
     """
 
     def __init__(
@@ -63,6 +66,12 @@ class Embedder:
         self._session = session
         self._tokenizer = tokenizer
         self._outputs = [manifest.output]
+        workers = thread_plan(provider, threads)[1]
+        self._pool = (
+            ThreadPoolExecutor(workers, thread_name_prefix="umr-embed") if workers > 1 else None
+        )
+        if self._pool is not None:
+            weakref.finalize(self, self._pool.shutdown, wait=False)
         self.max_batch_tokens: int | None = (
             1 if batch_dependent(manifest.variant(variant)) else DEFAULT_MAX_BATCH_TOKENS
         )
@@ -98,7 +107,8 @@ class Embedder:
         tokenizer = TextTokenizer.from_file(
             root / manifest.tokenizer, manifest.max_seq_length, manifest.inputs
         )
-        session, active = create_session(root / var.file, providers, threads)
+        intra_op, _ = thread_plan(short_name(providers[0][0]), threads)
+        session, active = create_session(root / var.file, providers, intra_op)
         _check_signature(session, manifest, root / var.file)
         return cls(manifest, variant, session, active, tokenizer, threads)
 
@@ -127,11 +137,25 @@ class Embedder:
         out = np.empty((len(items), self.dim), dtype=np.float32)
         if not items:
             return out
-        run = self._session.run  # type: ignore[attr-defined]
-        for batch in self._tokenizer.batches(
-            items, instruction=instruction, batch_size=batch_size, max_tokens=self.max_batch_tokens
-        ):
-            out[batch.rows] = run(self._outputs, batch.feeds)[0]
+        batches = list(
+            self._tokenizer.batches(
+                items,
+                instruction=instruction,
+                batch_size=batch_size,
+                max_tokens=self.max_batch_tokens,
+            )
+        )
+        run, names = self._session.run, self._outputs  # type: ignore[attr-defined]
+
+        def embed(batch: Batch) -> None:
+            out[batch.rows] = run(names, batch.feeds)[0]
+
+        if self._pool is None or len(batches) == 1:
+            for batch in batches:
+                embed(batch)
+        else:  # ORT releases the GIL in run(): batches go in parallel, one per worker
+            for _ in self._pool.map(embed, batches):
+                pass
         return out
 
     def __repr__(self) -> str:

@@ -17,6 +17,19 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def thread_plan(provider: str, threads: int) -> tuple[int, int]:
+    """``(intra_op_threads, workers)`` for ``threads`` cores on ``provider``.
+
+    On the CPU, umr runs one single-threaded session from ``threads`` workers, each
+    taking whole batches. Measured on all-MiniLM-L6-v2 with 2 cores against one
+    2-thread session: fp32 187 vs 148 docs/s, int8 one text per call 344 vs 183, and
+    batch-1 latency lower too (fp32 2.01 vs 2.17 ms, int8 1.19 vs 1.44 ms): the ops of
+    a small encoder are too short to split across threads without losing more to
+    synchronisation than the second core gives back. A GPU provider gets one worker.
+    """
+    return (1, threads) if provider == "cpu" else (threads, 1)
+
+
 def session_options(threads: int) -> ort.SessionOptions:
     """Options for one embedding session using ``threads`` intra-op threads.
 
