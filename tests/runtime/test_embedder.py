@@ -261,3 +261,22 @@ def test_auto_provider_reports_the_active_one(tiny_bundle) -> None:
     emb = Embedder.load(tiny_bundle.path, provider="auto")
     assert emb.provider == short_name(emb._session.get_providers()[0])
     assert emb.provider in ("cpu", "cuda", "tensorrt")
+
+
+def test_thread_plan_uses_single_threaded_workers_on_cpu_only() -> None:
+    from umr.runtime.session import thread_plan
+
+    assert thread_plan("cpu", 2) == (1, 2)
+    assert thread_plan("cpu", 1) == (1, 1)
+    assert thread_plan("cuda", 4) == (4, 1)
+    assert thread_plan("tensorrt", 2) == (2, 1)
+
+
+def test_parallel_workers_give_exactly_the_serial_vectors(tiny_bundle) -> None:
+    texts = [" ".join(["python list text"] * (1 + i % 5)) for i in range(40)]
+    serial = Embedder.load(tiny_bundle.path, threads=1)
+    parallel = Embedder.load(tiny_bundle.path, threads=3)
+    for emb in (serial, parallel):
+        emb.max_batch_tokens = 16  # many small batches, so the worker pool really is used
+    assert parallel._pool is not None and serial._pool is None
+    np.testing.assert_array_equal(parallel.embed_text(texts), serial.embed_text(texts))
