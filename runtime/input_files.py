@@ -70,6 +70,8 @@ def read_items(path: str | os.PathLike[str], fmt: str = "auto") -> list[Item]:
     if fmt not in FORMATS:
         raise InputValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     p = Path(path)
+    if not p.is_file():
+        raise InputValueError(f"input file not found: {p}")
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:

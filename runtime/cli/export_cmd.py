@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from umr.errors import InputValueError
 
 _HELP = """\
 Export a sentence-transformers / Hugging Face text encoder directory to a umr bundle:
@@ -49,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         raise ImportError(
             f"umr export needs the export extra ({exc.name} is missing): pip install 'umr[export]'"
         ) from None
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise InputValueError(f"{out} already exists and is not empty; pass --force to replace it")
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     manifest = export_bundle(
         args.out,

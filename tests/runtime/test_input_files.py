@@ -71,3 +71,8 @@ def test_empty_file_and_non_utf8_are_refused(tmp_path):
 def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(InputValueError, match="format 'csv'"):
         read_items(_write(tmp_path, "a.txt", "x\n"), fmt="csv")
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(InputValueError, match=r"input file not found: .*nope\.txt"):
+        read_items(tmp_path / "nope.txt")

@@ -150,3 +150,10 @@ def test_usage_errors_are_one_line_with_a_help_pointer(capsys, argv, expected):
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err.count("\n") == 1 and expected in err and "--help')" in err
+
+
+def test_export_refuses_a_non_empty_out_dir_without_force(capsys, tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    code, _, err = _run(capsys, "export", "--out", str(tmp_path))
+    assert code == 1 and "pass --force to replace it" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
