@@ -55,7 +55,7 @@ def _fake_raw(tmp_path):
     }
     qps = {
         f"{k}_{m}": v
-        for k in ("umr", "hnswlib", "brute")
+        for k in ("umr", "hnswlib", "same", "brute")
         for m, v in (("loop", 10.0), ("batch", 20.0))
     }
     index = {
