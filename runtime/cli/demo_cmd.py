@@ -42,9 +42,10 @@ def _index_path(workdir: Path, embedder) -> Path:
 
 
 def _build_or_load(embedder, path: Path):
-    from tqdm import tqdm
     from umr.runtime import Index
+    from umr.runtime.cli.indexing import embed_into
     from umr.runtime.index import load as load_index
+    from umr.runtime.input_files import Item
 
     from umr.corpus import python_reference_passages
     from umr.errors import IndexCorruptError
@@ -59,13 +60,7 @@ def _build_or_load(embedder, path: Path):
     passages = python_reference_passages()
     index = Index.create(embedder.dim, capacity=len(passages))
     t0 = time.perf_counter()
-    step = 128
-    with tqdm(total=len(passages), unit="passage", desc="embedding") as bar:
-        for i in range(0, len(passages), step):
-            chunk = passages[i : i + step]
-            vectors = embedder.embed_text([p.text for p in chunk])
-            index.add(vectors, [p.id for p in chunk], [{"text": p.text} for p in chunk])
-            bar.update(len(chunk))
+    embed_into(index, embedder, [Item(p.id, p.text) for p in passages], unit="passage")
     secs = time.perf_counter() - t0
     print(
         f"embedded and indexed {len(passages)} passages in {secs:.1f} s "

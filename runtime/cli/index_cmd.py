@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from umr.runtime.input_files import FORMATS, Item
+from umr.runtime.cli.indexing import embed_into
+from umr.runtime.input_files import FORMATS
 
 from umr.atomic import atomic_write_json
 from umr.errors import InputValueError
 
 BUILD_INFO = "umr-build.json"
-_CHUNK = 1024  # texts embedded per progress step; large enough to keep length-sorting useful
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,21 +43,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(run=run_build)
 
 
-def _metadata(item: Item) -> dict:
-    return {"text": item.text, "metadata": item.metadata} if item.metadata else {"text": item.text}
-
-
-def _embed_and_add(embedder, index, items: list[Item], args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    with tqdm(total=len(items), unit="doc", desc="embedding", disable=args.no_progress) as bar:
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            vectors = embedder.embed_text([it.text for it in chunk], batch_size=args.batch_size)
-            index.add(vectors, [it.id for it in chunk], [_metadata(it) for it in chunk])
-            bar.update(len(chunk))
-
-
 def run_build(args: argparse.Namespace) -> int:
     from umr.runtime import Embedder, ExactIndex, Index
     from umr.runtime.input_files import read_items
@@ -77,7 +62,7 @@ def run_build(args: argparse.Namespace) -> int:
             ef_construction=args.ef_construction,
             capacity=len(items),
         )
-    _embed_and_add(embedder, index, items, args)
+    embed_into(index, embedder, items, batch_size=args.batch_size, progress=not args.no_progress)
     index.save(out)
     atomic_write_json(
         out / BUILD_INFO,

@@ -33,13 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def load_any_index(path: str | Path):
-    """Load an index directory, whichever kind (HNSW or exact) it holds."""
-    from umr.runtime.index import load as load_index
-
-    return load_index(path)
-
-
 def _check_compatible(index, embedder, index_dir: Path) -> None:
     if index.dim != embedder.dim:
         raise InputValueError(
@@ -76,11 +69,12 @@ def _print_table(query: str, hits, timing: dict[str, float]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from umr.runtime import Embedder
+    from umr.runtime.index import load as load_index
 
     if args.k < 1:
         raise InputValueError(f"-k must be at least 1, got {args.k}")
     embedder = Embedder.load(args.bundle, variant=args.variant, threads=args.threads)
-    index = load_any_index(args.index)
+    index = load_index(args.index)
     _check_compatible(index, embedder, Path(args.index))
     results = []
     for query in args.queries:
