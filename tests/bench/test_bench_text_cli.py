@@ -1,6 +1,5 @@
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,10 +54,8 @@ def test_short_queries_respect_the_token_cap():
 
 
 @pytest.mark.slow
-def test_quick_run_end_to_end(tmp_path):
-    bundle = os.environ.get("UMR_TEST_BUNDLE")
-    if not bundle:
-        pytest.skip("UMR_TEST_BUNDLE is not set (path to the exported default bundle)")
+def test_quick_run_end_to_end(tmp_path, real_bundle):
+    bundle = str(real_bundle)
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\n{END}\n")
     cmd = [sys.executable, "-m", "umr.bench.text_cli", "--bundle", bundle, "--quick"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,8 @@ pytestmark = pytest.mark.bundle
 
 
 @pytest.fixture(scope="module")
-def bundle_dir() -> Path:
-    path = os.environ.get("UMR_TEST_BUNDLE")
-    if not path:
-        pytest.skip("UMR_TEST_BUNDLE is not set (export a bundle with `make bundle` first)")
-    return Path(path)
+def bundle_dir(real_bundle: Path) -> Path:
+    return real_bundle
 
 
 def test_manifest_records_the_model_and_its_parity(bundle_dir):
