@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[export,bench,dev]"
+	$(BIN)/pip install --quiet -e ".[export,train,serve,milvus,ray,bench,dev]"
 	touch $@
 
 # Export the default model once; rebuilt only when it is missing.

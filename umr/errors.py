@@ -69,3 +69,35 @@ class UnknownIdError(IndexError_, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class DataError(UmrError):
+    """A dataset or one of its records is unusable; the message names the file and line."""
+
+
+class RecordError(DataError, ValueError):
+    """A JSONL record is malformed: ``path:line: field: what was expected``."""
+
+
+class FetchError(DataError):
+    """A source package could not be fetched or failed its checksum (npm missing, bad tarball)."""
+
+
+class ImageError(UmrError, ValueError):
+    """An image cannot be decoded or is refused (corrupt, truncated, unsupported, too big)."""
+
+
+class ConfigError(UmrError, ValueError):
+    """A model config or training recipe is malformed or names something unknown."""
+
+
+class CheckpointError(UmrError):
+    """A checkpoint is missing a file, fails its checksum, or does not match its config."""
+
+
+class ServerError(UmrError):
+    """The HTTP server cannot start with the given settings."""
+
+
+class BackendError(IndexError_):
+    """An index backend is unknown, not installed, or unreachable; says which exist."""

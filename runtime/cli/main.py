@@ -16,17 +16,34 @@ from typing import NoReturn
 
 from umr.runtime.cli import (
     bench_cmd,
+    data_cmd,
     demo_cmd,
+    embed_corpus_cmd,
+    eval_cmd,
     export_cmd,
     index_cmd,
     info_cmd,
     search_cmd,
+    serve_cmd,
+    train_cmd,
 )
 
 from umr import __version__
 from umr.errors import UmrError
 
-_COMMANDS = (export_cmd, info_cmd, index_cmd, search_cmd, bench_cmd, demo_cmd)
+_COMMANDS = (
+    export_cmd,
+    info_cmd,
+    index_cmd,
+    search_cmd,
+    serve_cmd,
+    embed_corpus_cmd,
+    data_cmd,
+    train_cmd,
+    eval_cmd,
+    bench_cmd,
+    demo_cmd,
+)
 
 _DESCRIPTION = """\
 umr: embed texts with an exported ONNX bundle and search them with a crash-safe HNSW index.

@@ -1,0 +1,1 @@
+"""HTTP server: OpenAI-compatible embeddings, search and index writes over one bundle."""

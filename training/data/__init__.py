@@ -1,0 +1,1 @@
+"""Training data: the JSONL record format and the emoji/icon dataset builder (torch-free)."""

@@ -1,0 +1,1 @@
+"""Recall@k evaluation over M-BEIR style tasks."""

@@ -1,0 +1,1 @@
+"""The multimodal encoder: architectures as JSON configs, built by one factory."""
