@@ -1,8 +1,8 @@
-"""Embed items and add them to an index in chunks, with a progress bar (shared by commands)."""
+"""Fill an index from texts (embedding them) or from precomputed vectors, with progress."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from umr.runtime.input_files import Item
@@ -35,3 +35,22 @@ def embed_into(
             vectors = embedder.embed_text([it.text for it in chunk], batch_size=batch_size)
             index.add(vectors, [it.id for it in chunk], [item_metadata(it) for it in chunk])
             bar.update(len(chunk))
+
+
+def vector_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the index stores with a precomputed vector: its metadata, laid out as
+    :func:`item_metadata` does (``{"metadata": {...}}``), so ``--filter metadata.KEY=...``
+    means the same on indexes built from text and from vectors."""
+    return {"metadata": metadata} if metadata else None
+
+
+def load_vectors_into(
+    index: Any, batches: Iterable[Any], *, total: int, progress: bool = True
+) -> None:
+    """Add every :class:`~umr.runtime.corpus_embed.vectors.VectorBatch` to ``index``."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="vec", desc="loading", disable=not progress) as bar:
+        for batch in batches:
+            index.add(batch.vectors, batch.ids, [vector_metadata(m) for m in batch.metadata])
+            bar.update(len(batch.ids))

@@ -1,4 +1,4 @@
-"""``umr search``: embed a query with a bundle and print the nearest items of an index."""
+"""``umr search``: embed a query with a bundle and print the nearest items of any index."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from umr.runtime.cli.index_cmd import BUILD_INFO
 
@@ -19,11 +20,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "search",
         help="search an index with a text query",
         description="Embed each QUERY with the bundle and print the k nearest items of the index "
-        "as a table (rank, score = cosine similarity, id, text), or as JSON with --json.",
+        "as a table (rank, score = cosine similarity, id, text), or as JSON with --json. "
+        "--index is an index directory (hnswlib, exact, or the pointer `umr index build "
+        "--backend milvus` leaves), a Milvus URI, or a milvus-lite FILE.db "
+        "(token from $UMR_MILVUS_TOKEN).",
     )
     p.add_argument("queries", nargs="+", metavar="QUERY", help="query text(s)")
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle directory")
-    p.add_argument("--index", required=True, metavar="DIR", help="index directory")
+    p.add_argument(
+        "--index", required=True, metavar="LOCATION", help="index directory, Milvus URI or .db"
+    )
+    p.add_argument("--collection", default=None, help="Milvus collection (with a URI; umr)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep hits whose metadata KEY equals VALUE (repeatable: all must hold). KEY may "
+        "be dotted (metadata.lang: the JSONL metadata of `umr index build`); VALUE is typed "
+        "when it reads as JSON true/false/number, else text (quote it: KEY='\"42\"')",
+    )
     p.add_argument("-k", type=int, default=10, help="hits per query (default: 10)")
     p.add_argument("--ef", type=int, default=None, help="HNSW search breadth (default: stored)")
     p.add_argument("--instruction", default=None, help="task instruction prefixed to queries")
@@ -33,13 +49,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _check_compatible(index, embedder, index_dir: Path) -> None:
+def parse_filters(pairs: list[str]) -> dict[str, Any] | None:
+    """``["lang=en", "year=2020"]`` -> ``{"lang": "en", "year": 2020}`` (None if empty)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise InputValueError(f"--filter {pair!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        out[key] = value if isinstance(value, str | int | float | bool) else text
+    return out or None
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from umr.runtime.index import open_index
+    from umr.runtime.index.backends import is_milvus_location
+
+    if is_milvus_location(args.index):
+        return open_index(args.index, collection=args.collection or "umr")
+    if args.collection:
+        raise InputValueError("--collection goes with a Milvus URI or .db --index")
+    return open_index(args.index)
+
+
+def _check_compatible(index, embedder, location: str) -> None:
     if index.dim != embedder.dim:
         raise InputValueError(
-            f"index {index_dir} holds {index.dim}-dim vectors but bundle "
+            f"index {location} holds {index.dim}-dim vectors but bundle "
             f"{embedder.manifest.name!r} embeds {embedder.dim}-dim; rebuild the index with it"
         )
-    info_path = index_dir / BUILD_INFO
+    info_path = Path(location) / BUILD_INFO
     if info_path.is_file():
         info = json.loads(info_path.read_text(encoding="utf-8"))
         if info.get("bundle") != embedder.manifest.name:
@@ -69,19 +111,19 @@ def _print_table(query: str, hits, timing: dict[str, float]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from umr.runtime import Embedder
-    from umr.runtime.index import load as load_index
 
     if args.k < 1:
         raise InputValueError(f"-k must be at least 1, got {args.k}")
+    flt = parse_filters(args.filter)
     embedder = Embedder.load(args.bundle, variant=args.variant, threads=args.threads)
-    index = load_index(args.index)
-    _check_compatible(index, embedder, Path(args.index))
+    index = _open(args)
+    _check_compatible(index, embedder, args.index)
     results = []
     for query in args.queries:
         t0 = time.perf_counter()
         vector = embedder.embed_text([query], instruction=args.instruction)
         t1 = time.perf_counter()
-        hits = index.search(vector, k=args.k, ef=args.ef)[0]
+        hits = index.search(vector, k=args.k, ef=args.ef, filter=flt)[0]
         t2 = time.perf_counter()
         timing = {"embed_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3}
         results.append((query, hits, timing))

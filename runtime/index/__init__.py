@@ -1,7 +1,10 @@
-"""Crash-safe vector indexes: :class:`Index` (HNSW, approximate) and :class:`ExactIndex`.
+"""Vector indexes: :class:`Index` (HNSW, approximate), :class:`ExactIndex`, and Milvus.
 
-Both share one API and one on-disk format family (a directory with a self-checksummed
-``manifest.json`` and generation-numbered data files). :func:`load` opens either kind.
+The two local kinds share one on-disk format family (a directory with a self-checksummed
+``manifest.json`` and generation-numbered data files); :func:`load` opens either kind.
+Every backend, Milvus included (``umr[milvus]``), shares one API; :func:`open_index`
+opens any of them by location and :data:`BACKENDS` lists them (:func:`list_backends`).
+Searches take ``filter={"key": value}`` (metadata equality, see :mod:`.filters`).
 """
 
 from __future__ import annotations
@@ -9,13 +12,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .backends import BACKENDS, create_index, get_backend, list_backends, open_index
 from .base import DEFAULT_EF
 from .exact import ExactIndex
 from .hnsw import Index
 from .store import read_manifest
 from .types import Hit, IndexInfo
 
-__all__ = ["DEFAULT_EF", "ExactIndex", "Hit", "Index", "IndexInfo", "load"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_EF",
+    "ExactIndex",
+    "Hit",
+    "Index",
+    "IndexInfo",
+    "create_index",
+    "get_backend",
+    "list_backends",
+    "load",
+    "open_index",
+]
 
 
 def load(path: str | os.PathLike[str], *, num_threads: int = -1) -> Index | ExactIndex:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -20,6 +21,7 @@ import numpy as np
 from umr.errors import IndexCorruptError
 
 from . import store
+from .filters import FilterValue, check_filter
 from .items import ItemTable
 from .rwlock import RWLock
 from .types import Hit, IndexInfo, make_hits
@@ -172,22 +174,31 @@ class BaseIndex:
                     self._store_add(x[chunk], labels)
                     self._items.append(id_list[chunk], meta[chunk])
 
-    def search(self, queries: Any, k: int = 10, ef: int | None = None) -> list[list[Hit]]:
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        ef: int | None = None,
+        filter: Mapping[str, FilterValue] | None = None,
+    ) -> list[list[Hit]]:
         """The ``k`` best hits per query row, best first (at most ``len(self)`` each).
 
+        ``filter`` keeps only items whose metadata equals every given value (see
+        :mod:`umr.runtime.index.filters`); rows may then hold fewer than ``k`` hits.
         A per-call ``ef`` other than the default briefly takes the write lock, since
         hnswlib keeps ef as index-wide state.
         """
         k = check_k(k)
         q = as_matrix(queries, self._dim, self._space, "queries")
+        flt = check_filter(filter)
         if ef is not None and check_positive_int("ef", ef) != self._ef and self.uses_ef:
             with self._mutate, self._lock.write():
                 self._store_set_ef(ef)
                 try:
-                    return self._search_locked(q, k)
+                    return self._search_locked(q, k, flt)
                 finally:
                     self._store_set_ef(self._ef)
-        return self._search_shared(q, k)
+        return self._search_shared(q, k, flt)
 
     def delete(self, ids: Any) -> None:
         """Remove ``ids``; an unknown id raises UnknownIdError and changes nothing."""
@@ -239,17 +250,27 @@ class BaseIndex:
             files=files,
         )
 
-    def _search_locked(self, q: np.ndarray, k: int) -> list[list[Hit]]:
-        live = len(self._items)
-        if live == 0:
-            return [[] for _ in range(len(q))]
-        labels, scores, counts = self._store_search(q, min(k, live))
+    def _search_locked(
+        self, q: np.ndarray, k: int, flt: dict[str, FilterValue] | None = None
+    ) -> list[list[Hit]]:
+        if flt is None:
+            live = len(self._items)
+            if live == 0:
+                return [[] for _ in range(len(q))]
+            labels, scores, counts = self._store_search(q, min(k, live))
+        else:
+            allowed = self._items.matching(flt)
+            if not len(allowed):
+                return [[] for _ in range(len(q))]
+            labels, scores, counts = self._store_search_subset(q, min(k, len(allowed)), allowed)
         return _to_hits(self._items.ids_of(labels), scores, self._items.meta_of(labels), counts)
 
-    def _search_shared(self, q: np.ndarray, k: int) -> list[list[Hit]]:
+    def _search_shared(
+        self, q: np.ndarray, k: int, flt: dict[str, FilterValue] | None
+    ) -> list[list[Hit]]:
         self._lock.acquire_read()  # not a ``with``: this is the per-query hot path
         try:
-            return self._search_locked(q, k)
+            return self._search_locked(q, k, flt)
         finally:
             self._lock.release_read()
 
@@ -270,6 +291,12 @@ class BaseIndex:
         self, q: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Labels [n, k], scores [n, k], and None or the valid count per row (rest: padding)."""
+        raise NotImplementedError
+
+    def _store_search_subset(
+        self, q: np.ndarray, k: int, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Like ``_store_search`` over live ``labels`` only (sorted, ``k <= len(labels)``)."""
         raise NotImplementedError
 
     def _store_delete(self, labels: np.ndarray) -> None:

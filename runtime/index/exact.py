@@ -71,13 +71,13 @@ class ExactIndex(BaseIndex):
             qq = np.einsum("ij,ij->i", q, q)
             scores = 2.0 * scores - qq[:, None] - self._sqnorm[None, : self._n]
         scores[:, ~self._alive[: self._n]] = -np.inf
-        if k < self._n:
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        else:
-            top = np.broadcast_to(np.arange(self._n), (len(q), self._n))
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        return best_k(scores, k)
+
+    def _store_search_subset(
+        self, q: np.ndarray, k: int, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        cols, scores = brute_force(q, self._vecs[labels], k, self._space)
+        return labels[cols], scores, None
 
     def _store_save(self, directory: Path, gen: int) -> dict[str, store.FileEntry]:
         def write(path: Path) -> None:
@@ -108,3 +108,38 @@ class ExactIndex(BaseIndex):
         self._sqnorm[: len(vecs)] = np.einsum("ij,ij->i", vecs, vecs)
         self._alive[: len(vecs)] = True
         self._n = len(vecs)
+
+
+def best_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of the ``k`` highest scores per row, best first."""
+    n = scores.shape[1]
+    if k < n:
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        top = np.broadcast_to(np.arange(n), (len(scores), n))
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+
+def brute_force(
+    q: np.ndarray, vecs: np.ndarray, k: int, space: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of queries ``q`` over rows ``vecs`` (unit rows in cosine space).
+
+    Returns row positions into ``vecs`` and higher-is-better scores, as :class:`Index`
+    reports them; queries are scored in blocks so no score matrix passes 64 MiB.
+    """
+    if space == "cosine":
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    sqnorm = np.einsum("ij,ij->i", vecs, vecs) if space == "l2" else None
+    rows = max(1, _SCORE_BLOCK // max(len(vecs), 1))
+    parts = []
+    for i in range(0, len(q), rows):
+        block = q[i : i + rows]
+        scores = block @ vecs.T
+        if sqnorm is not None:
+            qq = np.einsum("ij,ij->i", block, block)
+            scores = 2.0 * scores - qq[:, None] - sqnorm[None, :]
+        parts.append(best_k(scores, k))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

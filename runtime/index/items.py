@@ -9,13 +9,14 @@ which matters on the per-query hot path of a large index.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from umr.errors import DuplicateIdError, IndexCorruptError, UnknownIdError
 
+from .filters import FilterValue, MetadataIndex
 from .validate import Id
 
 
@@ -26,6 +27,8 @@ class ItemTable:
         self._ids = np.empty(0, dtype=object)
         self._meta = np.empty(0, dtype=object)
         self._int_ids: np.ndarray | None = np.empty(0, dtype=np.int64)  # None once a str id
+        self._alive = np.empty(0, dtype=bool)  # label -> live, for filtered searches
+        self._by_meta = MetadataIndex()
         self._any_meta = False
         self._n = 0
         self._live: dict[Id, int] = {}
@@ -74,6 +77,7 @@ class ItemTable:
         self._fill(start, ids, metadata)
         self._live.update(zip(ids, labels.tolist(), strict=True))
         self._n = start + n
+        self._by_meta.extend(start, metadata)
         return labels
 
     def remove(self, ids: Sequence[Id], labels: np.ndarray) -> None:
@@ -81,6 +85,7 @@ class ItemTable:
         for item_id in ids:
             del self._live[item_id]
         self.deleted.update(labels.tolist())
+        self._alive[labels] = False
 
     def get(self, item_id: Id) -> dict[str, Any] | None:
         """Metadata of a live id."""
@@ -96,6 +101,11 @@ class ItemTable:
     def meta_of(self, labels: np.ndarray) -> np.ndarray | None:
         """Metadata of ``labels`` (same shape, object array); None if nothing has any."""
         return self._meta[labels] if self._any_meta else None
+
+    def matching(self, flt: Mapping[str, FilterValue]) -> np.ndarray:
+        """Live labels (sorted) whose metadata satisfies a checked filter."""
+        labels = self._by_meta.labels(flt, self._meta[: self._n])
+        return labels[self._alive[labels]]
 
     def live_ids(self) -> list[Id]:
         """Every live id, in label order."""
@@ -126,6 +136,7 @@ class ItemTable:
         table._fill(0, ids, meta)
         table._n = len(ids)
         table.deleted = set(deleted)
+        table._alive[list(table.deleted)] = False
         for label, item_id in enumerate(ids):
             if label in table.deleted:
                 continue
@@ -138,6 +149,7 @@ class ItemTable:
         stop = start + len(ids)
         self._ids[start:stop] = _object_array(ids)
         self._meta[start:stop] = _object_array(meta)
+        self._alive[start:stop] = True
         self._any_meta = self._any_meta or any(m is not None for m in meta)
         if self._int_ids is not None:
             if all(type(i) is int and -(2**63) <= i < 2**63 for i in ids):
@@ -149,7 +161,7 @@ class ItemTable:
         if size <= len(self._ids):
             return
         cap = max(size, 2 * len(self._ids), 16)
-        for name in ("_ids", "_meta", "_int_ids"):
+        for name in ("_ids", "_meta", "_int_ids", "_alive"):
             old = getattr(self, name)
             if old is not None:
                 grown = np.empty(cap, dtype=old.dtype)

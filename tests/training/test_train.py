@@ -1,0 +1,108 @@
+"""Training on a tiny configuration: loss falls, checkpoints round-trip, resume is exact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from umr.errors import CheckpointError, ConfigError, DataError
+from umr.training.checkpoint import load_checkpoint, trained_state
+from umr.training.recipe import load_recipe, recipe_from_dict
+from umr.training.train import Trainer, train
+
+pytestmark = pytest.mark.slow
+
+
+def _losses(run: Path) -> list[float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def test_loss_falls(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
+    recipe = load_recipe(make_recipe(steps=30))
+    train(recipe, tmp_path / "run", backbone_dir=tiny_backbone, progress=False)
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 60
+    first, last = sum(losses[:5]) / 5, sum(losses[25:30]) / 5
+    assert last < 0.8 * first, (first, last)
+
+
+def test_checkpoint_round_trips_exactly(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
+    recipe = load_recipe(make_recipe(steps=2))
+    final = train(recipe, tmp_path / "run", backbone_dir=tiny_backbone, progress=False)
+    trainer = Trainer(recipe, tmp_path / "unused", backbone_dir=tiny_backbone)
+    trainer.resume(final)
+    loaded = load_checkpoint(final, backbone_dir=tiny_backbone)
+    a, b = trained_state(trainer.model), trained_state(loaded)
+    assert a.keys() == b.keys() and any("lora_" in k for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_continues_identically(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
+    recipe = load_recipe(make_recipe(steps=4))
+    straight = train(recipe, tmp_path / "straight", backbone_dir=tiny_backbone, progress=False)
+    # Stop after the checkpoint at step 2 of stage 2 (mined negatives and optimizer in it).
+    cut = recipe_from_dict(
+        {
+            **recipe.to_dict(),
+            "stages": [
+                recipe.to_dict()["stages"][0],
+                {**recipe.to_dict()["stages"][1], "steps": 2},
+            ],
+        }
+    )
+    partial = Trainer(cut, tmp_path / "partial", backbone_dir=tiny_backbone)
+    partial.run(progress=False)
+    resumed = Trainer(recipe, tmp_path / "resumed", backbone_dir=tiny_backbone)
+    resumed.resume(tmp_path / "partial" / "last")
+    resumed.state["step"], resumed.state["stage"] = 2, 1  # the cut recipe ended the stage there
+    final = resumed.run(progress=False)
+    a = load_checkpoint(straight, backbone_dir=tiny_backbone)
+    b = load_checkpoint(final, backbone_dir=tiny_backbone)
+    for (k, x), (_, y) in zip(trained_state(a).items(), trained_state(b).items(), strict=True):
+        assert torch.equal(x, y), k
+    assert _losses(tmp_path / "straight")[-2:] == _losses(tmp_path / "resumed")[-2:]
+
+
+def test_tampered_checkpoint_is_refused(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
+    recipe = load_recipe(make_recipe(steps=1))
+    final = train(recipe, tmp_path / "run", backbone_dir=tiny_backbone, progress=False)
+    blob = (final / "trained.safetensors").read_bytes()
+    (final / "trained.safetensors").write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="sha256 mismatch"):
+        load_checkpoint(final, backbone_dir=tiny_backbone)
+
+
+def test_missing_data_names_the_builder(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
+    recipe = load_recipe(make_recipe())
+    recipe = recipe_from_dict({**recipe.to_dict(), "data": str(tmp_path / "nothing")})
+    with pytest.raises(DataError, match="umr data emoji"):
+        Trainer(recipe, tmp_path / "run", backbone_dir=tiny_backbone)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"stages": []}, "non-empty"),
+        ({"oops": 1}, "unknown keys"),
+        ({"precision": "fp8"}, "precision"),
+        ({"stages": [{"name": "s", "steps": 1, "tasks": {"qx->cy": 1.0}}]}, "known tasks"),
+        (
+            {"stages": [{"name": "s", "steps": 1, "tasks": {"qt->ci": 1}, "backbone": "full"}]},
+            "backbone",
+        ),
+    ],
+)
+def test_bad_recipes_name_the_problem(patch: dict, message: str) -> None:
+    base = {
+        "name": "r",
+        "model": "umr-tiny",
+        "data": "d",
+        "stages": [{"name": "s", "steps": 1, "tasks": {"qt->ci": 1.0}}],
+    }
+    with pytest.raises(ConfigError, match=message):
+        recipe_from_dict({**base, **patch})

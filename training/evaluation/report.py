@@ -1,0 +1,47 @@
+"""The ``umr eval`` report: the checkpoint's table and JSON, references beside it."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from umr.training.checkpoint import load_checkpoint
+from umr.training.model.build import build_model
+
+from .run import evaluate_models, format_table, load_split
+
+
+def eval_report(
+    checkpoint: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str],
+    split: str = "test",
+    score_fusion: str | os.PathLike[str] | None = None,
+    untrained: bool = True,
+    backbone_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """``{"tasks", "macro"}`` of the checkpoint (the issue's JSON shape) plus ``references``,
+    ``sizes``, ``table`` (Markdown, all models side by side) and ``seconds``."""
+    t0 = time.perf_counter()
+    records = load_split(data, split)
+    model = load_checkpoint(checkpoint, backbone_dir=backbone_dir)
+    models = {"umr": model}
+    if untrained:
+        models["untrained vision"] = build_model(model.cfg, backbone_dir=backbone_dir, seed=0)
+    if score_fusion is not None:
+        models["score fusion"] = load_checkpoint(score_fusion, backbone_dir=backbone_dir)
+    results = evaluate_models(models, records)
+    main = results["umr"]
+    return {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "tasks": main["tasks"],
+        "macro": main["macro"],
+        "sizes": main["sizes"],
+        "references": {
+            k: {"tasks": v["tasks"], "macro": v["macro"]} for k, v in results.items() if k != "umr"
+        },
+        "table": format_table(results),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }

