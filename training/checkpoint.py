@@ -117,7 +117,7 @@ def load_checkpoint(
     path: str | os.PathLike[str], *, backbone_dir: str | os.PathLike[str] | None = None
 ) -> UmrEncoder:
     """Rebuild the model of a checkpoint (backbone from its package, trained parts from disk)."""
-    path = Path(path)
+    path = resolve_checkpoint(path)
     meta = read_checkpoint_meta(path)
     cfg = config_from_dict(read_json(path, "config.json") or {}, str(path / "config.json"))
     bdir = resolve_backbone(cfg, backbone_dir)
@@ -148,3 +148,48 @@ def load_trained(model: UmrEncoder, tensors: dict[str, torch.Tensor], where: str
                     f"config expects {tuple(params[name].shape)}"
                 )
             params[name].copy_(t)
+
+
+def publish(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Copy a checkpoint's model (trained tensors, config, recipe) without resume state:
+    what ships in the repository as the default model."""
+    src, dst = Path(src), Path(dst)
+    meta = read_checkpoint_meta(src)
+    stage = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    files = [f for f in (TRAINED, "config.json", "recipe.json") if (src / f).is_file()]
+    for f in files:
+        shutil.copyfile(src / f, stage / f)
+    atomic_write_json(
+        stage / "checkpoint.json",
+        {
+            "format": FORMAT,
+            "lora": meta["lora"],
+            "backbone_sha256": meta["backbone_sha256"],
+            "files": {f: meta["files"][f] for f in files},
+        },
+    )
+    keep = (
+        [p for p in dst.iterdir() if p.name not in {*files, "checkpoint.json"}]
+        if dst.exists()
+        else []
+    )
+    for p in keep:  # eval reports and notes that live beside the weights
+        shutil.copy2(p, stage / p.name)
+    if dst.exists():
+        shutil.rmtree(dst)
+    stage.rename(dst)
+    return dst
+
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
+    """``"default"`` -> the model shipped in the package; anything else is a path."""
+    if str(name_or_path) == "default":
+        if not (DEFAULT_MODEL_DIR / "checkpoint.json").is_file():
+            raise CheckpointError(f"the default model is missing from {DEFAULT_MODEL_DIR}")
+        return DEFAULT_MODEL_DIR
+    return Path(name_or_path)

@@ -115,8 +115,23 @@ def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
         path = RECIPE_DIR / f"{name_or_path}.json"
         if not path.is_file():
             raise ConfigError(f"unknown recipe {name_or_path!r}; built-in: {list_recipes()}")
+    return recipe_from_dict(_read_with_base(path, depth=0), str(path))
+
+
+def _read_with_base(path: Path, depth: int) -> dict[str, Any]:
+    """A recipe's JSON; ``"extends": NAME`` starts from that recipe and overrides keys."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
-    return recipe_from_dict(data, str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if depth > 4:
+        raise ConfigError(f"{path}: 'extends' chain is too deep (a cycle?)")
+    base_path = RECIPE_DIR / f"{base}.json"
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: extends unknown recipe {base!r}; built-in: {list_recipes()}")
+    return {**_read_with_base(base_path, depth + 1), **data}

@@ -313,7 +313,7 @@ def train(
     backbone_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train ``recipe`` into ``out`` (resuming from a checkpoint if given); returns ``out/final``."""
+    """Train ``recipe`` into ``out``, resuming from a checkpoint if given; returns ``out/final``."""
     trainer = Trainer(
         recipe, Path(out), backbone_dir=None if backbone_dir is None else Path(backbone_dir)
     )

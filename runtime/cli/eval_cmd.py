@@ -19,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--checkpoint", required=True, metavar="DIR", help="a checkpoint (e.g. RUN/final)"
+        "--checkpoint",
+        default="default",
+        metavar="DIR",
+        help="a checkpoint (e.g. RUN/final); default: the model shipped with umr",
     )
     p.add_argument(
         "--data", default="artifacts/data/emoji", metavar="DIR", help="dataset directory"
@@ -28,6 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score-fusion", metavar="DIR", help="a score-fusion baseline checkpoint")
     p.add_argument(
         "--no-untrained", action="store_true", help="skip the untrained-vision reference"
+    )
+    p.add_argument(
+        "--only-style",
+        metavar="STYLE",
+        help="evaluate only records drawn in this style (e.g. google), for style transfer",
     )
     p.add_argument("--backbone", metavar="DIR", help="backbone directory (overrides the config)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -46,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         score_fusion=args.score_fusion,
         untrained=not args.no_untrained,
+        only_style=args.only_style,
         backbone_dir=args.backbone,
     )
     if args.out:
@@ -55,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        from umr.training.evaluation.targets import format_targets
+
         print(report["table"])
+        print()
+        print(format_targets(report["targets"]))
     print(f"evaluated in {report['seconds']} s", file=sys.stderr)
     return 0

@@ -41,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="STYLE",
         help="hold a drawing style out of training (e.g. google); repeatable",
     )
+    p.add_argument(
+        "--publish",
+        metavar="DIR",
+        help="after training, copy the final model (no resume state) here, e.g. "
+        "training/default_model",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -52,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         import torch
-
         from umr.training.recipe import load_recipe
         from umr.training.train import train
     except ImportError as exc:
@@ -73,4 +78,8 @@ def run(args: argparse.Namespace) -> int:
         recipe, out, resume=args.resume, backbone_dir=args.backbone, progress=not args.no_progress
     )
     print(f"trained {recipe.name}: {final}", file=sys.stderr)
+    if args.publish:
+        from umr.training.checkpoint import publish
+
+        print(f"published to {publish(final, args.publish)}", file=sys.stderr)
     return 0

@@ -8,10 +8,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-WORDS = (
-    "red green blue yellow circle square triangle cross filled outline dark light skin tone "
-    "find the image of this name shape colour icon emoji a with in"
-).split()
+WORDS = [
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "circle",
+    "square",
+    "triangle",
+    "cross",
+    "filled",
+    "outline",
+    "dark",
+    "light",
+    "skin",
+    "tone",
+    "find",
+    "the",
+    "image",
+    "of",
+    "this",
+    "name",
+    "shape",
+    "colour",
+    "icon",
+    "emoji",
+    "a",
+    "with",
+    "in",
+]
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 COLOURS = {
     "red": (220, 40, 40),
@@ -69,7 +94,7 @@ def _draw(shape: str, colour: tuple[int, int, int], size: int = 16):  # type: ig
 
 
 def write_dataset(root: Path) -> Path:
-    """train.jsonl/test.jsonl over 16 coloured shapes (qt->ci, qi->ct, qi->ci, (qi,qt)->ci, qt->ct)."""
+    """train.jsonl and test.jsonl over 16 coloured shapes, five tasks."""
     from umr.training.data.records import Record, Side, write_records
 
     (root / "images").mkdir(parents=True, exist_ok=True)

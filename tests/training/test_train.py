@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from umr.errors import CheckpointError, ConfigError, DataError
 from umr.training.checkpoint import load_checkpoint, trained_state
 from umr.training.recipe import load_recipe, recipe_from_dict
 from umr.training.train import Trainer, train
+
+from umr.errors import CheckpointError, ConfigError, DataError
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from umr.training.data.records import Record, Side
 
 #: Encodes sides -> unit vectors [n, dim]; ``is_query`` says whether instructions apply.

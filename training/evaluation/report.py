@@ -7,9 +7,13 @@ import time
 from typing import Any
 
 from umr.training.checkpoint import load_checkpoint
+from umr.training.data.records import Record
 from umr.training.model.build import build_model
 
+from umr.errors import DataError
+
 from .run import evaluate_models, format_table, load_split
+from .targets import check_targets
 
 
 def eval_report(
@@ -19,12 +23,15 @@ def eval_report(
     split: str = "test",
     score_fusion: str | os.PathLike[str] | None = None,
     untrained: bool = True,
+    only_style: str | None = None,
     backbone_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """``{"tasks", "macro"}`` of the checkpoint (the issue's JSON shape) plus ``references``,
     ``sizes``, ``table`` (Markdown, all models side by side) and ``seconds``."""
     t0 = time.perf_counter()
     records = load_split(data, split)
+    if only_style:
+        records = keep_style(records, only_style)
     model = load_checkpoint(checkpoint, backbone_dir=backbone_dir)
     models = {"umr": model}
     if untrained:
@@ -33,9 +40,10 @@ def eval_report(
         models["score fusion"] = load_checkpoint(score_fusion, backbone_dir=backbone_dir)
     results = evaluate_models(models, records)
     main = results["umr"]
-    return {
+    report = {
         "checkpoint": str(checkpoint),
         "split": split,
+        "only_style": only_style,
         "tasks": main["tasks"],
         "macro": main["macro"],
         "sizes": main["sizes"],
@@ -43,5 +51,15 @@ def eval_report(
             k: {"tasks": v["tasks"], "macro": v["macro"]} for k, v in results.items() if k != "umr"
         },
         "table": format_table(results),
-        "seconds": round(time.perf_counter() - t0, 1),
     }
+    report["targets"] = check_targets(report)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def keep_style(records: list[Record], style: str) -> list[Record]:
+    """Records whose images include ``style`` (style-transfer evaluation on one style)."""
+    out = [r for r in records if style in r.meta.get("styles", ())]
+    if not out:
+        raise DataError(f"no records use the style {style!r}")
+    return out

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from umr.errors import DataError
 from umr.training.data.records import Record, Side, read_records
 from umr.training.encode import encode_sides
 from umr.training.image_cache import ImageCache
 from umr.training.model.encoder import UmrEncoder
 from umr.training.model.text_batch import TextBatcher
+
+from umr.errors import DataError
 
 from .recall import EncodeFn, evaluate
 

@@ -105,7 +105,7 @@ def _check(cfg: ModelConfig, where: str) -> None:
     grid = cfg.image.size >> len(v.stem_channels)
     if grid < 1 or grid * (1 << len(v.stem_channels)) != cfg.image.size:
         raise ConfigError(f"{where}: image size {cfg.image.size} not divisible by the stem")
-    side = int(round(v.image_tokens**0.5))
+    side = round(v.image_tokens**0.5)
     if side * side != v.image_tokens or grid % side:
         raise ConfigError(
             f"{where}: vision.image_tokens {v.image_tokens} must be a square whose side "

@@ -36,7 +36,7 @@ class VisionEncoder(nn.Module):
     def __init__(self, cfg: VisionConfig, image_size: int) -> None:
         super().__init__()
         self.stem = ConvStem(cfg.stem_channels, cfg.width)
-        side = int(round(cfg.image_tokens**0.5))
+        side = round(cfg.image_tokens**0.5)
         self.pool = nn.AdaptiveAvgPool2d(side)
         self.pos = nn.Parameter(torch.zeros(1, cfg.image_tokens, cfg.width))
         nn.init.trunc_normal_(self.pos, std=0.02)

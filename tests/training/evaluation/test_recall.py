@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from umr.training.data.records import Record, Side
 from umr.training.evaluation.recall import evaluate, recall_at, task_pools
 

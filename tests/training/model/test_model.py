@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from umr.errors import ConfigError
 from umr.training.model.build import build_model, has_lora, merge_lora
 from umr.training.model.config import config_from_dict
 from umr.training.model.registry import get_config, list_models
 from umr.training.model.text_batch import TextBatcher
+
+from umr.errors import ConfigError
 
 
 def test_registry_lists_and_names_what_exists() -> None:
