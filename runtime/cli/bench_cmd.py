@@ -9,7 +9,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="run benchmarks (needs umr[bench])",
-        description="Benchmarks measured side by side in one run; see `umr bench text --help`.",
+        description="Benchmarks measured side by side in one run; see `umr bench text --help` "
+        "and `umr bench serve --help`.",
     )
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     t = bsub.add_parser(
@@ -29,3 +30,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     else:
         configure_parser(t)
     t.set_defaults(run=run)
+    _add_serve(bsub)
+
+
+def _add_serve(bsub: argparse._SubParsersAction) -> None:
+    # Only the stdlib at import; the server runs in a child process (needs umr[serve]).
+    from umr.bench import serve_cli
+
+    s = bsub.add_parser(
+        "serve",
+        help="HTTP server throughput/latency, micro-batching on vs off, vs offline batch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve_cli.configure_parser(s)
+    s.set_defaults(run=serve_cli.run)

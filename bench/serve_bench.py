@@ -1,0 +1,160 @@
+"""The measurements of ``umr bench serve``: offline references and HTTP load, one run.
+
+Per workload (a fixed set of real texts):
+
+- offline: ``Embedder.embed_text`` on all the texts in one call (texts/s), and batch-1
+  latency (one text per call), measured before and after the server runs so a busy
+  moment on a shared machine shows up as a gap between the two;
+- server: ``umr serve`` in a child process with micro-batching on, then off, each
+  driven by ``clients`` closed-loop clients sending one text per request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from umr.bench.serve_load import LoadResult, run_load
+from umr.bench.serve_server import ServerProcess, batch_stats
+from umr.bench.stats import latency_summary, median
+
+from umr.corpus import python_reference_passages, python_reference_queries
+
+#: Workload name -> what it is (texts come from :func:`workload_texts`).
+WORKLOADS = {
+    "queries": "Python language-reference headings (short queries, ~6 tokens)",
+    "passages": "Python language-reference passages (<=120 words, ~150 tokens)",
+}
+MODES = {"batching": [], "no-batching": ["--no-batching"]}
+
+
+@dataclass(frozen=True)
+class ServeBenchConfig:
+    """One run's settings."""
+
+    bundle: Path
+    workloads: tuple[str, ...] = ("queries", "passages")
+    clients: int = 16
+    duration_s: float = 20.0
+    max_requests: int = 1_000_000
+    texts: int = 512  # distinct request bodies per workload (cycled if the set is smaller)
+    warmup_requests: int = 64
+    batch1_reps: int = 200
+    offline_reps: int = 3
+    threads: int | None = None  # server and offline embedder; None: all usable cores
+    batch_wait_ms: float = 2.0
+
+
+def log(message: str) -> None:
+    """Progress on stderr (stdout ends with the JSON headline)."""
+    print(f"[bench serve] {message}", file=sys.stderr, flush=True)
+
+
+def workload_texts(name: str, n: int) -> list[str]:
+    """``n`` texts of workload ``name``, cycling through the set if it is smaller."""
+    if name == "queries":
+        base = [q.text for q in python_reference_queries()]
+    elif name == "passages":
+        base = [p.text for p in python_reference_passages()]
+    else:
+        raise ValueError(f"unknown workload {name!r}; expected one of {sorted(WORKLOADS)}")
+    return list(itertools.islice(itertools.cycle(base), n))
+
+
+def measure_offline(embedder: Any, texts: list[str], reps: int, batch1_reps: int) -> dict:
+    """Throughput of one ``embed_text`` call on all texts, and batch-1 latency."""
+    embedder.embed_text(texts[:64])  # warm-up: first calls allocate
+    runs = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        embedder.embed_text(texts)
+        runs.append(time.perf_counter() - start)
+    one = []
+    for text in itertools.islice(itertools.cycle(texts), batch1_reps):
+        start = time.perf_counter()
+        embedder.embed_text([text])
+        one.append(time.perf_counter() - start)
+    return {
+        "texts_per_s": len(texts) / median(runs),
+        "runs_s": runs,
+        "batch1": latency_summary(one),
+    }
+
+
+def measure_mode(cfg: ServeBenchConfig, index_dir: Path, texts: list[str], mode: str) -> dict:
+    """Start the server in ``mode``, warm it up, load it, scrape its metrics."""
+    extra = [*MODES[mode], "--batch-wait-ms", str(cfg.batch_wait_ms)]
+    if cfg.threads is not None:
+        extra += ["--threads", str(cfg.threads)]
+    bodies = [json.dumps({"input": t}).encode() for t in texts]
+    with ServerProcess(cfg.bundle, index_dir, extra) as server:
+        warm = run_load(
+            server.url,
+            bodies,
+            clients=cfg.clients,
+            duration_s=60,
+            max_requests=cfg.warmup_requests,
+        )
+        before = batch_stats(server.get("/metrics").decode())
+        result = run_load(
+            server.url,
+            bodies,
+            clients=cfg.clients,
+            duration_s=cfg.duration_s,
+            max_requests=cfg.max_requests,
+        )
+        after = batch_stats(server.get("/metrics").decode())
+    return summarize(result, warm.errors, before, after)
+
+
+def summarize(result: LoadResult, warmup_errors: int, before: dict, after: dict) -> dict:
+    """Requests/s, latency percentiles and batch sizes of one load run (warm-up excluded)."""
+    ok = len(result.latencies_s)
+    calls, parts = (after[k] - before[k] for k in ("calls", "requests"))
+    return {
+        "requests": result.requests,
+        "errors": result.errors,
+        "error_kinds": dict(result.error_kinds),
+        "warmup_errors": warmup_errors,
+        "duration_s": result.duration_s,
+        "requests_per_s": ok / result.duration_s if result.duration_s else None,
+        "latency": latency_summary(result.latencies_s) if ok else None,
+        "model_calls": calls,
+        "mean_requests_per_call": parts / calls if calls else None,
+    }
+
+
+def run_benchmark(cfg: ServeBenchConfig) -> dict[str, Any]:
+    """Every measurement of one run, per workload."""
+    from umr.runtime import Embedder, ExactIndex
+
+    embedder = Embedder.load(cfg.bundle, threads=cfg.threads)
+    out: dict[str, Any] = {"workloads": {}}
+    with tempfile.TemporaryDirectory(prefix="umr-bench-serve-") as tmp:
+        index_dir = Path(tmp) / "index"
+        ExactIndex.create(embedder.dim).save(index_dir)  # `umr serve` needs an index
+        for name in cfg.workloads:
+            texts = workload_texts(name, cfg.texts)
+            log(f"{name}: offline references ({len(texts)} texts)")
+            offline = [measure_offline(embedder, texts, cfg.offline_reps, cfg.batch1_reps)]
+            modes = {}
+            for mode in MODES:
+                log(f"{name}: server, {mode}, {cfg.clients} clients, {cfg.duration_s:.0f} s")
+                modes[mode] = measure_mode(cfg, index_dir, texts, mode)
+            log(f"{name}: offline references again")
+            offline.append(measure_offline(embedder, texts, cfg.offline_reps, cfg.batch1_reps))
+            out["workloads"][name] = {
+                "description": WORKLOADS[name],
+                "texts": len(texts),
+                "offline_before": offline[0],
+                "offline_after": offline[1],
+                "server": modes,
+            }
+    out["embedder"] = {"threads": embedder.threads, "provider": embedder.provider}
+    return out

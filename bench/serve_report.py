@@ -1,0 +1,147 @@
+"""``umr bench serve`` results: derived figures, targets (met or missed), JSON and Markdown.
+
+Every verdict is computed from the run's own numbers. The references are chosen to be
+hard on the server: the *faster* of the two offline throughput runs, and the *lower* of
+the two batch-1 medians.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from umr.bench.machine import machine_line
+from umr.bench.stats import ratio
+from umr.bench.targets import Target
+
+from umr.atomic import atomic_write_bytes, atomic_write_json
+
+MIN_THROUGHPUT_SHARE = 0.8  # of offline batch throughput, with batching on
+MAX_P99_OVER_BATCH1 = 3.0
+
+
+def derive(workload: dict[str, Any], clients: int) -> dict[str, Any]:
+    """Reference numbers and per-mode ratios for one workload."""
+    runs = (workload["offline_before"], workload["offline_after"])
+    offline = max(r["texts_per_s"] for r in runs)
+    batch1 = min(r["batch1"]["p50_ms"] for r in runs)
+    modes = {}
+    for mode, m in workload["server"].items():
+        p99 = m["latency"]["p99_ms"] if m["latency"] else None
+        modes[mode] = {
+            "share_of_offline": ratio(m["requests_per_s"], offline),
+            "p99_over_batch1": ratio(p99, batch1),
+        }
+    return {
+        "offline_texts_per_s": offline,
+        "batch1_p50_ms": batch1,
+        # Little's law: at this concurrency even a server at full offline throughput
+        # cannot have a mean latency below clients / throughput.
+        "latency_floor_ms": 1e3 * clients / offline,
+        "modes": modes,
+    }
+
+
+def targets(name: str, workload: dict[str, Any], derived: dict[str, Any]) -> list[Target]:
+    """The issue's targets for one workload (checked on the batching mode)."""
+    on = derived["modes"]["batching"]
+    errors = sum(m["errors"] + m["warmup_errors"] for m in workload["server"].values())
+    return [
+        Target(
+            f"{name}: throughput / offline batch",
+            on["share_of_offline"],
+            ">=",
+            MIN_THROUGHPUT_SHARE,
+        ),
+        Target(f"{name}: p99 / batch-1 p50", on["p99_over_batch1"], "<=", MAX_P99_OVER_BATCH1),
+        Target(f"{name}: errors (both modes)", float(errors), "<=", 0.0),
+    ]
+
+
+def assemble(raw: dict[str, Any], settings: dict[str, Any], machine: dict[str, Any]) -> dict:
+    """The full report: settings, machine, raw measurements, derived figures, targets."""
+    derived = {n: derive(w, settings["clients"]) for n, w in raw["workloads"].items()}
+    checks = [t for n, w in raw["workloads"].items() for t in targets(n, w, derived[n])]
+    return {
+        "settings": settings,
+        "machine": machine,
+        "embedder": raw["embedder"],
+        "workloads": raw["workloads"],
+        "derived": derived,
+        "targets": [t.to_json() for t in checks],
+    }
+
+
+def _f(value: float | None, fmt: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The human-readable report."""
+    s = report["settings"]
+    lines = [
+        "# umr bench serve",
+        "",
+        f"Machine: {machine_line(report['machine'])}",
+        "",
+        f"{s['clients']} closed-loop clients, one text per request, {s['duration_s']:.0f} s per "
+        f"mode, server `--threads {report['embedder']['threads']}` in a child process on "
+        f"127.0.0.1, batch wait {s['batch_wait_ms']} ms. Offline = `Embedder.embed_text` on "
+        "all texts in one call (best of two runs); batch-1 = one text per call (lower median "
+        "of two runs).",
+        "",
+    ]
+    for name, w in report["workloads"].items():
+        d = report["derived"][name]
+        lines += [
+            f"## {name}: {w['description']}",
+            "",
+            f"Offline batch: **{_f(d['offline_texts_per_s'])} texts/s**; batch-1 p50 "
+            f"**{_f(d['batch1_p50_ms'], '.2f')} ms**; latency floor at {s['clients']} clients "
+            f"(clients / offline throughput): {_f(d['latency_floor_ms'], '.1f')} ms.",
+            "",
+            "| mode | req/s | % of offline | p50 ms | p99 ms | p99 / batch-1 | errors "
+            "| requests per model call |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for mode, m in w["server"].items():
+            lat = m["latency"] or {}
+            dm = d["modes"][mode]
+            share = dm["share_of_offline"]
+            lines.append(
+                f"| {mode} | {_f(m['requests_per_s'])} | {_f(share and 100 * share)} "
+                f"| {_f(lat.get('p50_ms'), '.1f')} | {_f(lat.get('p99_ms'), '.1f')} "
+                f"| {_f(dm['p99_over_batch1'], '.1f')} | {m['errors']} "
+                f"| {_f(m['mean_requests_per_call'], '.1f')} |"
+            )
+        lines.append("")
+    lines += ["## Targets", "", "| target | value | threshold | met |", "|---|---:|---:|---|"]
+    for t in report["targets"]:
+        verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
+        lines.append(
+            f"| {t['name']} | {_f(t['value'], '.2f')} | {t['op']} {t['threshold']} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """One JSON line: per workload and mode, req/s, share of offline, p99."""
+    out: dict[str, Any] = {"targets_met": all(t["met"] for t in report["targets"])}
+    for name, w in report["workloads"].items():
+        for mode, m in w["server"].items():
+            share = report["derived"][name]["modes"][mode]["share_of_offline"]
+            out[f"{name}.{mode}"] = {
+                "rps": round(m["requests_per_s"] or 0, 1),
+                "share_of_offline": None if share is None else round(share, 3),
+                "p99_ms": round(m["latency"]["p99_ms"], 2) if m["latency"] else None,
+                "errors": m["errors"],
+            }
+    return out
+
+
+def write(report: dict[str, Any], out: Path) -> None:
+    """``bench_serve.json`` and ``bench_serve.md`` in ``out`` (written atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "bench_serve.json", json.loads(json.dumps(report, default=str)))
+    atomic_write_bytes(out / "bench_serve.md", markdown(report).encode("utf-8"))

@@ -1,0 +1,66 @@
+"""Rendering responses: vectors as floats or base64, hits with their text and metadata.
+
+Responses are built as plain dicts and sent as JSON directly: validating a 384-float
+vector through pydantic again on the way out would cost more than embedding a short
+query. The shapes match the models in :mod:`.schemas` (the tests check it).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .index_service import split_record
+from .schemas import ErrorResponse
+
+#: Errors each kind of endpoint can answer, for the OpenAPI spec.
+_DESCRIPTIONS = {
+    400: "Malformed request: the error names the field.",
+    401: "Missing or wrong bearer token.",
+    403: "Writes are disabled: the server has no token.",
+    404: "An id to delete is not in the index.",
+    409: "An id to add already exists.",
+    413: "Request body larger than the server's max_body_bytes.",
+    503: "Overloaded (retry after the Retry-After header) or the index could not be saved.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry of a route for these error statuses."""
+    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+def encode_vectors(vectors: np.ndarray, encoding_format: str) -> list[Any]:
+    """Rows as lists of floats, or as base64 strings of little-endian float32."""
+    if encoding_format == "base64":
+        rows = np.ascontiguousarray(vectors, dtype="<f4")
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
+    return vectors.tolist()
+
+
+def embeddings_body(
+    vectors: np.ndarray, encoding_format: str, model: str, tokens: int
+) -> dict[str, Any]:
+    """The ``/v1/embeddings`` response (OpenAI's shape)."""
+    data = [
+        {"object": "embedding", "index": i, "embedding": emb}
+        for i, emb in enumerate(encode_vectors(vectors, encoding_format))
+    ]
+    return {"object": "list", "data": data, "model": model, "usage": usage(tokens)}
+
+
+def search_body(hits: Sequence[Any], model: str, tokens: int) -> dict[str, Any]:
+    """The ``/v1/search`` response."""
+    out = []
+    for hit in hits:
+        text, metadata = split_record(hit.metadata)
+        out.append({"id": hit.id, "score": float(hit.score), "text": text, "metadata": metadata})
+    return {"hits": out, "model": model, "usage": usage(tokens)}
+
+
+def usage(tokens: int) -> dict[str, int]:
+    """OpenAI's usage block."""
+    return {"prompt_tokens": tokens, "total_tokens": tokens}
