@@ -22,7 +22,8 @@ from umr.errors import ExportError
 
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 FP32_GATE = 0.9999
-KNOWN_VARIANTS = ("fp32", "int8")
+KNOWN_VARIANTS = ("fp32", "int8", "fp16")
+DEFAULT_VARIANTS = ("fp32", "int8")
 REFERENCE = "sentence-transformers"
 _VERSIONED = (
     "torch",
@@ -51,8 +52,10 @@ def export_bundle(
     out_dir: str | os.PathLike[str],
     source: str | os.PathLike[str] | None = None,
     *,
-    variants: Sequence[str] = KNOWN_VARIANTS,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
     int8_gate: float = 0.99,
+    fp16_gate: float = 0.999,
+    tensorrt: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> BundleManifest:
@@ -62,31 +65,45 @@ def export_bundle(
     graph's only output is ``sentence_embedding``), and each variant is checked against
     sentence-transformers on :data:`umr.export.sentences.PARITY_TEXTS`: fp32 must reach a min
     cosine of 0.9999 (else ParityError); int8 must reach ``int8_gate`` against fp32, after a
-    rescue that keeps sensitive layers in fp32, else it is left out with a warning. The
+    rescue that keeps sensitive layers in fp32, else it is left out with a warning; fp16
+    (fp16 compute, fp32 inputs/outputs) likewise against ``fp16_gate``. ``tensorrt`` adds
+    a TensorRT engine of the fp16 variant, built and checked on this machine's GPU
+    (``ProviderUnavailableError`` before anything is exported if it has none). The
     bundle is built beside ``out_dir`` and renamed into place only when complete.
     """
     from umr.export.sentences import PARITY_TEXTS
 
     out = Path(out_dir)
-    wanted = _check_variants(variants)
+    wanted = _check_variants((*variants, "fp16") if tensorrt else variants)
     check_target(out, overwrite)
+    if tensorrt:
+        from umr.export.tensorrt_engine import require_engine_build
+
+        require_engine_build()  # fail before a minute of export, not after
     src = read_source(default_model_dir() if source is None else source)
-    steps = Steps(total=3 + ("int8" in wanted), enabled=progress)
+    steps = Steps(total=3 + ("int8" in wanted) + ("fp16" in wanted) + tensorrt, enabled=progress)
     with tempfile.TemporaryDirectory(prefix="umr-export-") as work, staging_dir(out) as stage:
         run = _Run(src, stage, Path(work), tuple(PARITY_TEXTS), steps)
         inputs, fp32, ref, fp32_emb = _export_fp32(run)
+        dims = _input_dims(stage)
         built = {"fp32": fp32}
         if "int8" in wanted:
             int8 = _export_int8(run, fp32_emb, ref, int8_gate)
             if int8 is not None:
                 built["int8"] = int8
+        if "fp16" in wanted:
+            fp16 = _export_fp16(run, fp32_emb, ref, fp16_gate)
+            if tensorrt:
+                fp16 = _export_engine(run, inputs, dims, fp16, fp32_emb)
+            if fp16 is not None:
+                built["fp16"] = fp16
         if "fp32" not in wanted:
             del built["fp32"]
             (stage / FP32_FILE).unlink()
         if not built:
             raise ExportError(f"no variant passed its parity gate; asked for {list(wanted)}")
         steps(f"write {MANIFEST_NAME}")
-        manifest = _manifest(src, inputs, built, file_digests(stage))
+        manifest = _manifest(src, inputs, built, file_digests(stage), dims)
         atomic_write_json(stage / MANIFEST_NAME, manifest.to_json())
         publish(stage, out)
     steps.say(f"done: {out} ({', '.join(built)})")
@@ -175,6 +192,55 @@ def _export_int8(run: _Run, fp32: np.ndarray, ref: np.ndarray, gate: float) -> V
     return Variant("int8", INT8_FILE, "int8", parity, {**cfg.details(), **details})
 
 
+def _export_fp16(run: _Run, fp32: np.ndarray, ref: np.ndarray, gate: float) -> Variant | None:
+    """fp16 graph, gated against fp32 (see :mod:`umr.export.fp16_parity`)."""
+    from umr.export.fp16_parity import FP16_FILE, build_fp16_variant
+    from umr.export.tokenizer_files import TOKENIZER_FILE
+
+    run.steps(f"convert to fp16, check vs fp32 (gate {gate})")
+    tok = run.stage / TOKENIZER_FILE
+    out = run.stage / FP16_FILE
+    variant = build_fp16_variant(
+        run.stage / FP32_FILE, out, tok, run.texts, fp32, ref, gate=gate, reference=REFERENCE
+    )
+    if variant is not None:
+        run.steps.say(f"fp16 min cosine vs fp32 {variant.parity[0].min_cosine:.6f}")
+    return variant
+
+
+def _export_engine(
+    run: _Run,
+    inputs: tuple[str, ...],
+    dims: dict[str, tuple[str | int, ...]],
+    fp16: Variant | None,
+    fp32: np.ndarray,
+) -> Variant:
+    """The fp16 variant with a TensorRT engine for this GPU (built and checked here)."""
+    if fp16 is None:
+        raise ExportError("the TensorRT engine is built from the fp16 variant, which failed")
+    from umr.export.onnx_graph import OUTPUT_NAME
+    from umr.export.tensorrt_engine import add_engine
+    from umr.export.tokenizer_files import TOKENIZER_FILE
+    from umr.runtime.trt_profile import build_profile
+
+    run.steps("build the TensorRT engine of fp16 on this GPU, check vs fp32")
+    profile = build_profile(inputs, dims, run.src.max_seq_length)
+    tok = run.stage / TOKENIZER_FILE
+    gate = fp16.parity[0].gate or 0.999
+    return add_engine(run.stage, fp16, profile, OUTPUT_NAME, tok, run.texts, fp32, gate)
+
+
+def _input_dims(stage: Path) -> dict[str, tuple[str | int, ...]]:
+    """Each input's dims in the fp32 graph (names for dynamic dims, ints for fixed)."""
+    import onnx
+
+    model = onnx.load(str(stage / FP32_FILE), load_external_data=False)
+    return {
+        i.name: tuple(d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim)
+        for i in model.graph.input
+    }
+
+
 def _graph_inputs(path: Path) -> tuple[str, ...]:
     import onnx
 
@@ -183,7 +249,11 @@ def _graph_inputs(path: Path) -> tuple[str, ...]:
 
 
 def _manifest(
-    src: SourceModel, inputs: tuple[str, ...], built: dict[str, Variant], files: dict[str, str]
+    src: SourceModel,
+    inputs: tuple[str, ...],
+    built: dict[str, Variant],
+    files: dict[str, str],
+    input_dims: dict[str, tuple[str | int, ...]],
 ) -> BundleManifest:
     from umr.export.onnx_graph import OUTPUT_NAME
     from umr.export.tokenizer_files import TOKENIZER_FILE
@@ -201,6 +271,7 @@ def _manifest(
         files=files,
         source=_source_info(src),
         created_by=f"umr {umr.__version__}",
+        input_dims=input_dims,
     )
 
 

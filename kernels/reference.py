@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from umr.errors import InputValueError
+from umr.errors import InputTypeError, InputValueError
 
 POOL_EPS = 1e-9
 """Floor of the mean-pool divisor (sentence-transformers clamps its token count to 1e-9)."""
@@ -19,6 +19,7 @@ def pool(
     pool_mask: np.ndarray,
     mode: str,
     normalize: bool = True,
+    truncate_dim: int | None = None,
 ) -> np.ndarray:
     """Pool token states ``hidden`` [batch, seq, dim] into float32 [batch, dim].
 
@@ -26,7 +27,9 @@ def pool(
     - ``cls``: the state at position 0.
     - ``last``: the state at the last position where ``attention_mask`` is 1 (zeros if none).
 
-    With ``normalize`` every row is divided by its L2 norm (floored at ``NORM_EPS``).
+    With ``truncate_dim`` only the first ``truncate_dim`` components are kept (Matryoshka),
+    *before* normalising, so truncated rows are unit vectors again. With ``normalize`` every
+    row is divided by its L2 norm (floored at ``NORM_EPS``).
     """
     if hidden.ndim != 3:
         raise InputValueError(f"hidden: expected 3 dims [batch, seq, dim], got {hidden.shape}")
@@ -43,10 +46,27 @@ def pool(
         out = _last_token(h, attention_mask)
     else:
         raise InputValueError(f"mode: {mode!r} is not one of 'mean', 'cls', 'last'")
+    out = out[:, : check_truncate_dim(truncate_dim, h.shape[2])]
     if normalize:
         norm = np.linalg.norm(out, axis=1, keepdims=True)
         out = out / np.maximum(norm, NORM_EPS)
     return out.astype(np.float32)
+
+
+def check_truncate_dim(truncate_dim: int | None, dim: int) -> int:
+    """The number of components kept: ``dim`` for ``None``, else ``truncate_dim`` checked.
+
+    Shared by the reference, the Triton wrapper and the TensorRT plugin so all three reject
+    the same values with the same messages.
+    """
+    if truncate_dim is None:
+        return dim
+    # bool is an int subclass; True would silently mean "keep one component".
+    if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer)):
+        raise InputTypeError(f"truncate_dim: expected an int or None, got {type(truncate_dim)}")
+    if not 1 <= truncate_dim <= dim:
+        raise InputValueError(f"truncate_dim: {truncate_dim} is not in [1, {dim}] (hidden dim)")
+    return int(truncate_dim)
 
 
 def _last_token(h: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

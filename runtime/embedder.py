@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from umr.runtime.providers import default_trt_cache_dir, resolve_providers, short_name
-from umr.runtime.session import create_session, thread_plan, usable_cores
+from umr.runtime.backend import open_backend, plan_backend
+from umr.runtime.cuda_io import BatchRunner, OrtRunner
+from umr.runtime.session import thread_plan, usable_cores
 from umr.runtime.text_input import (
     Batch,
     TextTokenizer,
@@ -37,10 +38,11 @@ class Embedder:
 
     Build it with :meth:`load`. Attributes: ``manifest`` (the bundle's
     :class:`~umr.bundle.BundleManifest`), ``dim``, ``variant``, ``provider`` (the
-    provider actually active: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``), ``threads``,
-    and ``max_batch_tokens`` (padded tokens per graph call, ``None`` for no limit;
-    tunable, e.g. larger on GPUs; 1 runs each text alone). Safe to call from several
-    threads at once.
+    provider actually active: ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or
+    ``"tensorrt-engine"``), ``threads``,
+    and ``max_batch_tokens`` (padded tokens per graph call, ``None`` for no limit, the
+    default on GPUs; tunable; 1 runs each text alone). Safe to call from several
+    threads at once. On TensorRT, calls never exceed the shape profile's batch size.
 
     A variant whose activations are quantized dynamically (one scale per batch
     tensor) gives a text a vector that depends on its batch-mates, so such variants
@@ -57,6 +59,9 @@ class Embedder:
         provider: str,
         tokenizer: TextTokenizer,
         threads: int,
+        *,
+        run: BatchRunner | None = None,
+        max_rows: int | None = None,
     ) -> None:
         self.manifest = manifest
         self.dim = manifest.dim
@@ -65,15 +70,19 @@ class Embedder:
         self.threads = threads
         self._session = session
         self._tokenizer = tokenizer
-        self._outputs = [manifest.output]
+        # One padded batch -> its vectors; GPU runners bind on the device (umr.runtime.cuda_io).
+        self._run = run if run is not None else OrtRunner(session, manifest.output)
+        self._max_rows = max_rows  # a TensorRT shape profile caps the rows per call
         workers = thread_plan(provider, threads)[1]
         self._pool = (
             ThreadPoolExecutor(workers, thread_name_prefix="umr-embed") if workers > 1 else None
         )
         if self._pool is not None:
             weakref.finalize(self, self._pool.shutdown, wait=False)
+        # The token budget is a CPU cache effect; a GPU wants whole batches.
+        budget = DEFAULT_MAX_BATCH_TOKENS if provider == "cpu" else None
         self.max_batch_tokens: int | None = (
-            1 if batch_dependent(manifest.variant(variant)) else DEFAULT_MAX_BATCH_TOKENS
+            1 if batch_dependent(manifest.variant(variant)) else budget
         )
 
     @classmethod
@@ -87,7 +96,9 @@ class Embedder:
         """Open ``bundle_dir`` after checking every file's sha256 against its manifest.
 
         ``variant`` names a graph of the bundle (``"fp32"``, ``"int8"``, ...);
-        ``provider`` is ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"``;
+        ``provider`` is ``"cpu"``, ``"cuda"``, ``"tensorrt"`` (ONNX Runtime's providers),
+        ``"tensorrt-engine"`` (the variant's serialized TensorRT engine for this GPU, run
+        without ONNX Runtime) or ``"auto"`` (the best of those available, logged);
         ``threads`` defaults to the cores this process may use.
 
         Raises ``BundleError``/``ManifestError`` for a bad bundle, ``ChecksumError``
@@ -101,16 +112,24 @@ class Embedder:
             raise BundleError(f"{root}: bundle modalities {manifest.modalities} lack 'text'")
         var = manifest.variant(variant)
         threads = usable_cores() if threads is None else _check_threads(threads)
-        trt_cache = default_trt_cache_dir() / manifest.files[var.file][:16]
-        providers = resolve_providers(provider, trt_cache_dir=trt_cache)
+        plan = plan_backend(root, manifest, variant, provider)  # fails before hashing
         _verify_all(root, manifest, threads)
         tokenizer = TextTokenizer.from_file(
             root / manifest.tokenizer, manifest.max_seq_length, manifest.inputs
         )
-        intra_op, _ = thread_plan(short_name(providers[0][0]), threads)
-        session, active = create_session(root / var.file, providers, intra_op)
-        _check_signature(session, manifest, root / var.file)
-        return cls(manifest, variant, session, active, tokenizer, threads)
+        backend = open_backend(plan, manifest, threads)
+        if backend.is_ort:  # an engine checks its own tensors against the manifest
+            _check_signature(backend.session, manifest, root / var.file)
+        return cls(
+            manifest,
+            variant,
+            backend.session,
+            backend.provider,
+            tokenizer,
+            threads,
+            run=backend.run,
+            max_rows=backend.max_rows,
+        )
 
     def embed_text(
         self, texts: Sequence[str], *, instruction: str | None = None, batch_size: int = 32
@@ -128,6 +147,8 @@ class Embedder:
         """
         items = validate_texts(texts)
         check_batch_size(batch_size)
+        if self._max_rows is not None:
+            batch_size = min(batch_size, self._max_rows)
         instruction = validate_instruction(instruction)
         if instruction and "pool_mask" not in self._tokenizer.input_names:
             raise InputValueError(
@@ -145,10 +166,10 @@ class Embedder:
                 max_tokens=self.max_batch_tokens,
             )
         )
-        run, names = self._session.run, self._outputs  # type: ignore[attr-defined]
+        run = self._run
 
         def embed(batch: Batch) -> None:
-            out[batch.rows] = run(names, batch.feeds)[0]
+            out[batch.rows] = run(batch.feeds)
 
         if self._pool is None or len(batches) == 1:
             for batch in batches:

@@ -5,15 +5,21 @@ Users name a provider by a short name (``"cpu"``, ``"cuda"``, ``"tensorrt"`` or
 options each provider needs. :func:`check_active` compares what a session actually
 runs on with what was asked for: ORT quietly falls back to CPU when a GPU provider
 fails to initialise, and a user who asked for a GPU must hear about it.
+
+``"tensorrt-engine"`` (a serialized TensorRT engine run without ONNX Runtime) is
+chosen in :mod:`umr.runtime.backend`; it is listed here so every message names it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
+
+from umr.runtime.gpu_env import GPU_EXTRA, describe_installed, importable
+from umr.runtime.trt_profile import ShapeProfile, default_cache_root
 
 from umr.errors import ProviderUnavailableError
 
@@ -25,14 +31,16 @@ ORT_NAMES: dict[str, str] = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
+ENGINE = "tensorrt-engine"
 #: Best first; ``"auto"`` takes the first one that is installed.
 PREFERENCE: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
-REQUESTABLE: tuple[str, ...] = (*PREFERENCE, "auto")
+REQUESTABLE: tuple[str, ...] = (*PREFERENCE, ENGINE, "auto")
 
-_INSTALL_HINT = {
-    "cuda": "install umr[gpu] (onnxruntime-gpu) and a CUDA driver",
-    "tensorrt": "install umr[gpu] (onnxruntime-gpu and tensorrt) and a CUDA driver",
-    "cpu": "reinstall onnxruntime",
+_MISSING = {
+    "cuda": f"onnxruntime-gpu with a CUDA 12 driver and cuDNN 9: {GPU_EXTRA}",
+    "tensorrt": f"onnxruntime-gpu and tensorrt (TensorRT 10 libraries) with a CUDA driver: "
+    f"{GPU_EXTRA}",
+    "cpu": "a working onnxruntime: pip install --force-reinstall onnxruntime",
 }
 
 ProviderList = list[tuple[str, dict[str, Any]]]
@@ -48,36 +56,87 @@ def short_name(ort_name: str) -> str:
 
 def default_trt_cache_dir() -> Path:
     """Where TensorRT engines are cached: ``$UMR_CACHE_DIR/tensorrt``, else ``~/.cache/umr/...``."""
-    root = os.environ.get("UMR_CACHE_DIR") or Path.home() / ".cache" / "umr"
-    return Path(root) / "tensorrt"
+    return default_cache_root()
 
 
-def _available() -> list[str]:
+def available_providers() -> list[str]:
+    """``onnxruntime.get_available_providers()``."""
     import onnxruntime  # light; kept local so tests can inject lists without it
 
     return list(onnxruntime.get_available_providers())
 
 
-def _pick(requested: str, available: Sequence[str]) -> str:
-    """The short name to use, checking it is installed."""
+def unavailable(requested: str, available: Sequence[str]) -> ProviderUnavailableError:
+    """The error for a missing ORT provider: what is there, what is missing, the fix."""
+    return ProviderUnavailableError(
+        f"provider {requested!r} needs {ORT_NAMES[requested]}, which is missing; ONNX Runtime "
+        f"offers {', '.join(available) or 'none'}; packages: {describe_installed()}; "
+        f"tensorrt importable: {importable('tensorrt')}; to fix: install {_MISSING[requested]}"
+    )
+
+
+def check_known(requested: str) -> None:
+    """Raise ``ProviderUnavailableError`` listing the choices if ``requested`` is not one."""
     if requested not in REQUESTABLE:
         raise ProviderUnavailableError(
             f"provider {requested!r} is not known; choose one of {', '.join(REQUESTABLE)}"
         )
+
+
+def pick(requested: str, available: Sequence[str], skip: Collection[str] = ()) -> str:
+    """The short ORT provider name to use for ``requested``, checking it is installed.
+
+    ``skip`` names providers ``"auto"`` must pass over (e.g. ``"tensorrt"`` for a graph
+    TensorRT cannot parse); an explicit request is never silently changed.
+    """
+    check_known(requested)
+    if requested == ENGINE:
+        raise ProviderUnavailableError(
+            f"{ENGINE!r} runs a serialized engine without ONNX Runtime; it has no ORT "
+            "provider list (open it with Embedder.load)"
+        )
     if requested == "auto":
-        chosen = next((p for p in PREFERENCE if ORT_NAMES[p] in available), None)
+        chosen = next((p for p in PREFERENCE if p not in skip and ORT_NAMES[p] in available), None)
         if chosen is None:
             raise ProviderUnavailableError(
                 f"no usable provider: ONNX Runtime offers only {', '.join(available) or 'none'}"
             )
-        log.info("provider 'auto' chose %r (installed: %s)", chosen, ", ".join(available))
+        passed = [p for p in skip if ORT_NAMES.get(p) in available]
+        log.info(
+            "provider 'auto' chose %r (installed: %s%s)",
+            chosen,
+            ", ".join(available),
+            f"; passed over {', '.join(passed)}" if passed else "",
+        )
         return chosen
     if ORT_NAMES[requested] not in available:
-        raise ProviderUnavailableError(
-            f"provider {requested!r} needs {ORT_NAMES[requested]}, which is missing; "
-            f"installed: {', '.join(available) or 'none'}; {_INSTALL_HINT[requested]}"
-        )
+        raise unavailable(requested, available)
     return requested
+
+
+def tensorrt_options(
+    device_id: int,
+    cache_dir: str | os.PathLike[str],
+    profile: ShapeProfile | None = None,
+    *,
+    fp16: bool = False,
+) -> dict[str, Any]:
+    """The ORT TensorRT EP options: engine + timing caches in ``cache_dir``, the profile.
+
+    ``fp16`` lets TensorRT pick float16 kernels; set it for a float16 graph only (an
+    fp32 variant asked for fp32 must not be lowered behind the user's back).
+    """
+    opts: dict[str, Any] = {
+        "device_id": device_id,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache_dir),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache_dir),
+        "trt_fp16_enable": fp16,
+    }
+    if profile is not None:
+        opts.update(profile.ort_options())
+    return opts
 
 
 def resolve_providers(
@@ -86,39 +145,39 @@ def resolve_providers(
     *,
     device_id: int = 0,
     trt_cache_dir: str | os.PathLike[str] | None = None,
+    trt_profile: ShapeProfile | None = None,
+    trt_fp16: bool = False,
+    skip: Collection[str] = (),
 ) -> ProviderList:
     """The ORT ``providers`` list (name, options) for ``requested``.
 
     ``requested`` is ``"cpu"``, ``"cuda"``, ``"tensorrt"`` or ``"auto"`` (the best
-    installed, tensorrt > cuda > cpu). ``available`` defaults to
+    installed, tensorrt > cuda > cpu, minus ``skip``). ``available`` defaults to
     ``onnxruntime.get_available_providers()``; tests pass their own. TensorRT engines
-    are cached under ``trt_cache_dir`` (callers key it by model hash; TensorRT keys
-    the engine files inside by GPU and shape profile itself). GPU providers are
-    followed by the ones that can take the nodes they cannot run.
+    and timing caches go to ``trt_cache_dir`` (callers key it by model hash, GPU and
+    profile: :func:`umr.runtime.trt_profile.cache_key`); ``trt_profile`` gives the
+    shape ranges. A GPU provider is followed by the ones that take the nodes it cannot
+    run: TensorRT by CUDA (when installed), then CPU.
 
     Raises ``ProviderUnavailableError`` naming what is installed and what is missing.
     """
-    have = list(_available() if available is None else available)
-    chosen = _pick(requested, have)
-    cuda = (ORT_NAMES["cuda"], {"device_id": device_id})
-    cpu = (ORT_NAMES["cpu"], {})
+    have = list(available_providers() if available is None else available)
+    chosen = pick(requested, have, skip)
+    cuda = (ORT_NAMES["cuda"], cuda_options(device_id))
+    cpu: tuple[str, dict[str, Any]] = (ORT_NAMES["cpu"], {})
     if chosen == "cpu":
         return [cpu]
     if chosen == "cuda":
         return [cuda, cpu]
     cache = Path(trt_cache_dir) if trt_cache_dir is not None else default_trt_cache_dir()
-    trt = (
-        ORT_NAMES["tensorrt"],
-        {
-            "device_id": device_id,
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(cache),
-            "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": str(cache),
-        },
-    )
+    trt = (ORT_NAMES["tensorrt"], tensorrt_options(device_id, cache, trt_profile, fp16=trt_fp16))
     tail = [cuda] if ORT_NAMES["cuda"] in have else []
     return [trt, *tail, cpu]
+
+
+def cuda_options(device_id: int) -> dict[str, Any]:
+    """The ORT CUDA EP options (the device; ORT's defaults otherwise, none measured here)."""
+    return {"device_id": device_id}
 
 
 def check_active(session: Any, providers: ProviderList) -> str:
@@ -133,6 +192,6 @@ def check_active(session: Any, providers: ProviderList) -> str:
             f"asked for {wanted} but ONNX Runtime is running on "
             f"{active[0] if active else 'nothing'} (it fell back silently; active: "
             f"{', '.join(active) or 'none'}); check the GPU driver, CUDA/cuDNN/TensorRT "
-            f"libraries, or ask for provider='cpu'"
+            f"libraries (packages: {describe_installed()}), or ask for provider='cpu'"
         )
     return short_name(wanted)

@@ -26,6 +26,7 @@ class TrainBatch:
     keep_colour_q: list[bool]
     keep_colour_c: list[bool]
     tasks: list[str]
+    rights: list[set]  # per query: keys of every right candidate
 
 
 def _query_id(rec: Record) -> tuple:
@@ -105,4 +106,5 @@ class BatchSampler:
             keep_colour_q=[r.task in COLOUR_TASKS for r in recs],
             keep_colour_c=colour,
             tasks=[r.task for r in recs],
+            rights=[self.positives[_query_id(r)] for r in recs],
         )

@@ -28,6 +28,7 @@ from .model.encoder import UmrEncoder, resolve_backbone
 
 TRAINED = "trained.safetensors"
 OPTIMIZER = "optimizer.safetensors"
+BANK = "bank.safetensors"  # a stage's text bank, so a resumed run sees the same negatives
 FORMAT = 1
 
 
@@ -55,8 +56,11 @@ def save_checkpoint(
     optimizer: dict[str, torch.Tensor] | None = None,
     state: dict[str, Any] | None = None,
     backbone_dir: Path | None = None,
+    extra: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> None:
-    """Write a checkpoint directory atomically (staging dir, then rename)."""
+    """Write a checkpoint directory atomically (staging dir, then rename).
+
+    ``extra`` maps more safetensors file names to their tensors (resume state)."""
     out = Path(out)
     stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
@@ -66,6 +70,9 @@ def save_checkpoint(
     if optimizer is not None:
         save_file(optimizer, stage / OPTIMIZER)
         files.append(OPTIMIZER)
+    for name, tensors in (extra or {}).items():
+        save_file(tensors, stage / name)
+        files.append(name)
     docs = {"config.json": model.cfg.to_dict(), "recipe.json": recipe, "state.json": state}
     for name, obj in docs.items():
         if obj is not None:

@@ -34,6 +34,8 @@ class Stage:
     mine_before: bool = False  # embed the pool with the current model and mine first
     mine_top: int = 8
     mine_queries_per_task: int = 3000
+    fusion: str | None = None  # "score": train the image tower alone (no backbone pass)
+    text_bank: bool = False  # all text candidates as extra negatives (see text_bank.py)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def _stage(data: Any, where: str) -> Stage:
         raise ConfigError(
             f"{where}: tasks {unknown or st.tasks} invalid; known tasks: {list(TASKS)}"
         )
+    if st.fusion not in (None, "score"):
+        raise ConfigError(f"{where}: fusion must be null or 'score', got {st.fusion!r}")
     if st.backbone not in BACKBONE_MODES:
         raise ConfigError(f"{where}: backbone {st.backbone!r} not in {BACKBONE_MODES}")
     if st.steps < 1 or st.batch_size < 2 or st.micro_batch < 0 or st.hard_negatives < 0:

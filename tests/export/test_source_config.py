@@ -94,6 +94,6 @@ def test_export_refuses_non_empty_output_without_overwrite(tmp_path):
     (out / "keep.txt").write_text("x")
     with pytest.raises(ExportError, match="not empty"):
         export_bundle(out, _model_dir(tmp_path), progress=False)
-    with pytest.raises(ExportError, match="'fp16'"):
-        export_bundle(tmp_path / "new", _model_dir(tmp_path / "x"), variants=("fp16",))
+    with pytest.raises(ExportError, match="'bf16'"):
+        export_bundle(tmp_path / "new", _model_dir(tmp_path / "x"), variants=("bf16",))
     assert (out / "keep.txt").read_text() == "x"

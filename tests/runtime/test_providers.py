@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from umr.runtime.providers import check_active, resolve_providers, short_name
+from umr.runtime import gpu_env
+from umr.runtime.providers import ENGINE, check_active, pick, resolve_providers, short_name
+from umr.runtime.trt_profile import build_profile
 
 from umr.errors import ProviderUnavailableError
 
@@ -35,7 +37,26 @@ def test_cuda_missing_says_what_is_installed_and_how_to_fix() -> None:
         resolve_providers("cuda", ["AzureExecutionProvider", CPU])
     msg = str(err.value)
     assert CUDA in msg and CPU in msg and "AzureExecutionProvider" in msg
-    assert "umr[gpu]" in msg and "onnxruntime-gpu" in msg
+    assert "pip install 'umr[gpu]'" in msg and "onnxruntime-gpu" in msg
+    # ... and which packages are there (this machine: the CPU onnxruntime only)
+    assert "onnxruntime-gpu not installed" in msg and "tensorrt importable: False" in msg
+
+
+def test_missing_provider_message_names_installed_package_versions(monkeypatch) -> None:
+    versions = {"onnxruntime": None, "onnxruntime-gpu": "1.23.0", "tensorrt": "10.13.0"}
+    monkeypatch.setattr(
+        gpu_env, "installed_versions", lambda: dict(versions, **{"cuda-python": None})
+    )
+    with pytest.raises(ProviderUnavailableError) as err:
+        resolve_providers("tensorrt", [CUDA, CPU])
+    msg = str(err.value)
+    assert "onnxruntime-gpu 1.23.0" in msg and "tensorrt 10.13.0" in msg
+    assert "cuda-python not installed" in msg and TRT in msg
+
+
+def test_both_onnxruntime_builds_installed_is_called_out() -> None:
+    line = gpu_env.describe_installed({"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.32.0"})
+    assert "share one module" in line and "install onnxruntime-gpu alone" in line
 
 
 def test_tensorrt_missing_is_refused_even_with_cuda() -> None:
@@ -60,8 +81,24 @@ def test_tensorrt_list_caches_engines_and_lists_cuda_then_cpu(tmp_path) -> None:
     assert opts["trt_engine_cache_enable"] is True
     assert opts["trt_timing_cache_enable"] is True
     assert opts["trt_engine_cache_path"] == str(tmp_path / "abc")
+    assert opts["trt_timing_cache_path"] == str(tmp_path / "abc")
     assert opts["device_id"] == 0
+    assert opts["trt_fp16_enable"] is False  # an fp32 graph is not lowered behind the user's back
     assert got[1] == (CUDA, {"device_id": 0})
+
+
+def test_tensorrt_without_cuda_ep_goes_straight_to_cpu() -> None:
+    assert names(resolve_providers("tensorrt", [TRT, CPU])) == [TRT, CPU]
+
+
+def test_tensorrt_options_carry_the_shape_profile_and_fp16() -> None:
+    profile = build_profile(["input_ids", "attention_mask"], {}, 256)
+    got = resolve_providers("tensorrt", [TRT, CUDA, CPU], trt_profile=profile, trt_fp16=True)
+    opts = got[0][1]
+    assert opts["trt_fp16_enable"] is True
+    assert opts["trt_profile_min_shapes"] == "input_ids:1x1,attention_mask:1x1"
+    assert opts["trt_profile_opt_shapes"] == "input_ids:32x128,attention_mask:32x128"
+    assert opts["trt_profile_max_shapes"] == "input_ids:64x256,attention_mask:64x256"
 
 
 @pytest.mark.parametrize(
@@ -73,6 +110,21 @@ def test_auto_picks_best_and_logs_it(available, expected, caplog) -> None:
         got = resolve_providers("auto", available)
     assert short_name(got[0][0]) == expected
     assert any(expected in r.getMessage() for r in caplog.records)
+
+
+def test_auto_passes_over_skipped_providers_and_says_so(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="umr.runtime.providers"):
+        assert pick("auto", [TRT, CUDA, CPU], skip=("tensorrt",)) == "cuda"
+    assert any("passed over tensorrt" in r.getMessage() for r in caplog.records)
+
+
+def test_skip_never_changes_an_explicit_request() -> None:
+    assert pick("tensorrt", [TRT, CUDA, CPU], skip=("tensorrt",)) == "tensorrt"
+
+
+def test_engine_is_requestable_but_has_no_ort_list() -> None:
+    with pytest.raises(ProviderUnavailableError, match="without ONNX Runtime"):
+        resolve_providers(ENGINE, [TRT, CUDA, CPU])
 
 
 def test_auto_with_nothing_usable_raises() -> None:

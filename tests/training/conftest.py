@@ -145,6 +145,7 @@ def write_recipe(path: Path, data: Path, steps: int = 4, **stage2: object) -> Pa
                 "lr": 0.003,
                 "warmup": 1,
                 "tasks": {"qt->ci": 1.0, "qi->ct": 1.0, "qi->ci": 1.0},
+                "text_bank": True,
             },
             {
                 "name": "multi",
@@ -157,6 +158,7 @@ def write_recipe(path: Path, data: Path, steps: int = 4, **stage2: object) -> Pa
                 "hard_negatives": 1,
                 "mine_before": True,
                 "mine_top": 2,
+                "text_bank": True,
                 "tasks": {"qt->ci": 1.0, "(qi,qt)->ci": 1.0, "qt->ct": 0.5},
                 **stage2,
             },

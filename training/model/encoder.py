@@ -57,6 +57,9 @@ class UmrEncoder(nn.Module):
         v = cfg.vision
         self.vision = VisionEncoder(v, cfg.image.size)
         self.projector = Projector(v.width, hidden, v.image_tokens)
+        # A training stage may run the score-fusion path on an early-fusion model: it
+        # trains the vision tower without a backbone pass, far faster (see recipes).
+        self.fusion_override: str | None = None
         # log(1/t): learnable temperature, clamped in use so logits stay finite
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature_init)))
 
@@ -83,7 +86,7 @@ class UmrEncoder(nn.Module):
     ) -> torch.Tensor:
         """Unit vectors ``[B, dim]``. ``pixels``/``has_image`` cover every row (zeros where
         a row has no image); pass ``None`` for a text-only batch."""
-        if self.cfg.fusion == "score":
+        if (self.fusion_override or self.cfg.fusion) == "score":
             return self._score_fusion(
                 input_ids, attention_mask, pool_mask, has_text, pixels, has_image
             )
@@ -91,13 +94,22 @@ class UmrEncoder(nn.Module):
             input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
         )
         mask, pool = attention_mask, pool_mask
-        if pixels is not None and has_image is not None:
-            img = self.image_tokens(pixels)
+        if pixels is not None and has_image is not None and bool(has_image.any()):
+            img = self._image_rows(pixels, has_image)
             flag = has_image.to(mask.dtype).unsqueeze(1).expand(-1, img.shape[1])
             emb = torch.cat([emb[:, :1], img, emb[:, 1:]], dim=1)
             mask = torch.cat([mask[:, :1], flag, mask[:, 1:]], dim=1)
             pool = torch.cat([pool[:, :1], flag, pool[:, 1:]], dim=1)
         return masked_mean_l2(self._encode(emb, mask), pool)
+
+    def _image_rows(self, pixels: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
+        """Image tokens for the rows that have an image, zeros elsewhere: blank images
+        must not reach the vision encoder (they would skew its BatchNorm statistics)."""
+        if bool(has_image.all()):
+            return self.image_tokens(pixels)
+        rows = has_image.nonzero().squeeze(1)
+        toks = self.image_tokens(pixels[rows])
+        return toks.new_zeros((len(pixels), *toks.shape[1:])).index_copy(0, rows, toks)
 
     def _encode(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         ext = self.backbone.get_extended_attention_mask(mask, mask.shape)
@@ -117,7 +129,7 @@ class UmrEncoder(nn.Module):
         )
         text = masked_mean_l2(self._encode(emb, attention_mask), pool_mask)
         total = text * has_text.to(text.dtype).unsqueeze(1)
-        if pixels is not None and has_image is not None:
-            image = F.normalize(self.image_tokens(pixels).mean(1), dim=-1)
+        if pixels is not None and has_image is not None and bool(has_image.any()):
+            image = F.normalize(self._image_rows(pixels, has_image).mean(1), dim=-1)
             total = total + image * has_image.to(text.dtype).unsqueeze(1)
         return F.normalize(total, dim=-1, eps=1e-12)
