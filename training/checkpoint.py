@@ -191,12 +191,18 @@ def publish(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
 
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+#: Checkpoints shipped in the package, by name (trained parts only; backbones from packages).
+BUILTIN_CHECKPOINTS = {
+    "default": DEFAULT_MODEL_DIR,
+    "score-fusion": Path(__file__).resolve().parent / "baselines" / "score-fusion",
+}
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
-    """``"default"`` -> the model shipped in the package; anything else is a path."""
-    if str(name_or_path) == "default":
-        if not (DEFAULT_MODEL_DIR / "checkpoint.json").is_file():
-            raise CheckpointError(f"the default model is missing from {DEFAULT_MODEL_DIR}")
-        return DEFAULT_MODEL_DIR
-    return Path(name_or_path)
+    """A built-in checkpoint name (``"default"``, ``"score-fusion"``) or a path."""
+    builtin = BUILTIN_CHECKPOINTS.get(str(name_or_path))
+    if builtin is None:
+        return Path(name_or_path)
+    if not (builtin / "checkpoint.json").is_file():
+        raise CheckpointError(f"the built-in checkpoint {name_or_path!r} is missing from {builtin}")
+    return builtin

@@ -28,7 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data", default="artifacts/data/emoji", metavar="DIR", help="dataset directory"
     )
     p.add_argument("--split", default="test", help="split file name without .jsonl (default: test)")
-    p.add_argument("--score-fusion", metavar="DIR", help="a score-fusion baseline checkpoint")
+    p.add_argument(
+        "--score-fusion",
+        default="score-fusion",
+        metavar="DIR",
+        help="the score-fusion baseline checkpoint (default: the one shipped with umr)",
+    )
+    p.add_argument("--no-score-fusion", action="store_true", help="skip the score-fusion baseline")
     p.add_argument(
         "--no-untrained", action="store_true", help="skip the untrained-vision reference"
     )
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint,
         data=args.data,
         split=args.split,
-        score_fusion=args.score_fusion,
+        score_fusion=None if args.no_score_fusion else args.score_fusion,
         untrained=not args.no_untrained,
         only_style=args.only_style,
         backbone_dir=args.backbone,
