@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 BUNDLE := artifacts/bundles/all-MiniLM-L6-v2
 STAMP  := $(VENV)/.umr-installed
 
-.PHONY: install bundle demo test test-fast lint bench clean
+.PHONY: install bundle demo test test-fast lint bench data model eval clean
 
 install: $(STAMP)
 
@@ -39,6 +39,22 @@ lint: $(STAMP)
 
 bench: bundle
 	$(BIN)/umr bench text --bundle $(BUNDLE) --out artifacts/bench
+
+# The multimodal model (issue 3): real emoji/icon data from npm, the default recipe, its eval.
+DATA := artifacts/data/emoji
+
+data: $(DATA)/manifest.json
+
+$(DATA)/manifest.json: | $(STAMP)
+	$(BIN)/umr data emoji --out $(DATA)
+
+# Retrains the shipped default model and its score-fusion baseline (~25 + ~20 min on 2 cores).
+model: data
+	$(BIN)/umr train default --out runs/default --publish training/default_model
+	$(BIN)/umr train score-fusion --out runs/score-fusion --publish training/baselines/score-fusion
+
+eval: data
+	$(BIN)/umr eval --data $(DATA)
 
 clean:
 	rm -rf $(VENV) artifacts build *.egg-info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from umr.errors import ConfigError
 
 from .augment import AugmentConfig
 from .data.records import TASKS
+from .model.config import build_dataclass
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 BACKBONE_MODES = ("frozen", "lora")
@@ -60,16 +61,7 @@ class Recipe:
 
 
 def _stage(data: Any, where: str) -> Stage:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected an object")
-    names = {f.name for f in fields(Stage)}
-    bad = sorted(set(data) - names)
-    if bad:
-        raise ConfigError(f"{where}: unknown keys {bad}; known: {sorted(names)}")
-    try:
-        st = Stage(**data)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    st = build_dataclass(Stage, data, where)
     unknown = sorted(set(st.tasks) - set(TASKS))
     if unknown or not st.tasks or any(w <= 0 for w in st.tasks.values()):
         raise ConfigError(
@@ -88,10 +80,6 @@ def recipe_from_dict(data: Any, where: str = "recipe") -> Recipe:
     """Validate a recipe; errors name the bad key or stage."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a JSON object")
-    names = {f.name for f in fields(Recipe)}
-    bad = sorted(set(data) - names)
-    if bad:
-        raise ConfigError(f"{where}: unknown keys {bad}; known: {sorted(names)}")
     kw = dict(data)
     stages = kw.get("stages")
     if not isinstance(stages, list) or not stages:
@@ -101,10 +89,7 @@ def recipe_from_dict(data: Any, where: str = "recipe") -> Recipe:
     kw["exclude_styles"] = tuple(kw.get("exclude_styles", ()))
     if kw.get("precision", "fp32") not in ("fp32", "bf16"):
         raise ConfigError(f"{where}: precision must be 'fp32' or 'bf16'")
-    try:
-        return Recipe(**kw)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    return build_dataclass(Recipe, kw, where)
 
 
 def list_recipes() -> list[str]:

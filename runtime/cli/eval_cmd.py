@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="STYLE",
         help="evaluate only records drawn in this style (e.g. google), for style transfer",
     )
+    p.add_argument(
+        "--only-source",
+        metavar="SOURCE",
+        help="evaluate only records from this source (emoji or icons)",
+    )
     p.add_argument("--backbone", metavar="DIR", help="backbone directory (overrides the config)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", metavar="FILE", help="also write the JSON report here")
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         score_fusion=None if args.no_score_fusion else args.score_fusion,
         untrained=not args.no_untrained,
         only_style=args.only_style,
+        only_source=args.only_source,
         backbone_dir=args.backbone,
     )
     if args.out:

@@ -24,6 +24,7 @@ def eval_report(
     score_fusion: str | os.PathLike[str] | None = None,
     untrained: bool = True,
     only_style: str | None = None,
+    only_source: str | None = None,
     backbone_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """``{"tasks", "macro"}`` of the checkpoint (the issue's JSON shape) plus ``references``,
@@ -32,6 +33,10 @@ def eval_report(
     records = load_split(data, split)
     if only_style:
         records = keep_style(records, only_style)
+    if only_source:
+        records = [r for r in records if r.meta.get("source") == only_source]
+        if not records:
+            raise DataError(f"no records come from the source {only_source!r}")
     model = load_checkpoint(checkpoint, backbone_dir=backbone_dir)
     models = {"umr": model}
     if untrained:
@@ -44,6 +49,7 @@ def eval_report(
         "checkpoint": str(checkpoint),
         "split": split,
         "only_style": only_style,
+        "only_source": only_source,
         "tasks": main["tasks"],
         "macro": main["macro"],
         "sizes": main["sizes"],

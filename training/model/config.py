@@ -68,7 +68,8 @@ class ModelConfig:
         return out
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def build_dataclass(cls: type, data: Any, where: str) -> Any:
+    """``cls(**data)`` after checking ``data`` is an object with only known keys."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
     names = {f.name: f for f in fields(cls)}
@@ -87,13 +88,13 @@ def config_from_dict(data: Mapping[str, Any], where: str = "model config") -> Mo
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a JSON object")
     kw = dict(data)
-    kw["vision"] = _build(VisionConfig, kw.get("vision", {}), f"{where}: vision")
-    kw["lora"] = _build(LoraConfig, kw.get("lora", {}), f"{where}: lora")
+    kw["vision"] = build_dataclass(VisionConfig, kw.get("vision", {}), f"{where}: vision")
+    kw["lora"] = build_dataclass(LoraConfig, kw.get("lora", {}), f"{where}: lora")
     try:
         kw["image"] = ImagePreprocess.from_dict(kw.get("image", {}))
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    cfg = _build(ModelConfig, kw, where)
+    cfg = build_dataclass(ModelConfig, kw, where)
     _check(cfg, where)
     return cfg
 
