@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from umr.training.checkpoint import BUILTIN_CHECKPOINTS, load_checkpoint, read_checkpoint_meta
 from umr.training.model.build import has_lora
 from umr.training.model.text_batch import TextBatcher

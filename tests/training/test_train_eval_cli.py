@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from umr.runtime.cli.main import main
 
 pytestmark = pytest.mark.slow
