@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,13 @@ from .data.records import Side
 from .image_cache import ImageCache
 from .model.encoder import UmrEncoder
 from .model.text_batch import TextBatcher
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the CPU for ``"bf16"``; nothing for ``"fp32"``."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def side_inputs(

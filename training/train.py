@@ -30,7 +30,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .data.records import Record, Side, read_records
-from .encode import side_inputs
+from .encode import autocast, side_inputs
 from .image_cache import ImageCache
 from .loss import info_nce
 from .mining import mine
@@ -200,7 +200,8 @@ class Trainer:
             )
             with self._autocast():
                 return self.model(**feeds).float()
-        rest = [i for i in range(len(sides)) if i not in set(known)]
+        looked_up = set(known)
+        rest = [i for i in range(len(sides)) if i not in looked_up]
         parts = [
             torch.stack([self.bank.lookup[(sides[i].text, sides[i].instruction)] for i in known])
         ]
@@ -274,9 +275,7 @@ class Trainer:
         return loss.detach()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.recipe.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.recipe.precision)
 
     # -- persistence ------------------------------------------------------------------
     def _save(self, where: Path, opt: torch.optim.Optimizer | None) -> None:

@@ -24,6 +24,7 @@ from . import store
 from .filters import FilterValue, check_filter
 from .items import ItemTable
 from .rwlock import RWLock
+from .settings import HnswSettings
 from .types import Hit, IndexInfo, make_hits
 from .validate import (
     Id,
@@ -42,7 +43,7 @@ DEFAULT_EF = 64
 _T = TypeVar("_T", bound="BaseIndex")
 
 
-class BaseIndex:
+class BaseIndex(HnswSettings):
     """Shared machinery; use :class:`Index` or :class:`ExactIndex`."""
 
     KIND: ClassVar[str] = ""
@@ -100,27 +101,7 @@ class BaseIndex:
         index._store_load(directory, manifest)
         return index
 
-    # -- settings ---------------------------------------------------------------------
-    @property
-    def dim(self) -> int:
-        """Vector dimension."""
-        return self._dim
-
-    @property
-    def space(self) -> str:
-        """``"cosine"``, ``"ip"`` or ``"l2"``."""
-        return self._space
-
-    @property
-    def M(self) -> int:
-        """Graph degree (links per node on upper levels)."""
-        return self._M
-
-    @property
-    def ef_construction(self) -> int:
-        """Candidate list size used while building."""
-        return self._ef_construction
-
+    # -- settings (dim, space, M, ef_construction: HnswSettings) ----------------------
     @property
     def ef(self) -> int:
         """Default candidate list size of a search; settable (takes the write lock)."""

@@ -41,6 +41,7 @@ from .filters import FilterValue, check_filter
 from .milvus_client import calls as _calls
 from .milvus_client import connect as _connect
 from .milvus_client import normalize_uri as _normalize_uri
+from .settings import HnswSettings
 from .types import Hit, IndexInfo, make_hits
 from .validate import (
     Id,
@@ -56,7 +57,7 @@ from .validate import (
 DEFAULT_COLLECTION = "umr"
 
 
-class MilvusIndex:
+class MilvusIndex(HnswSettings):
     """An index stored in a Milvus collection (see the module docstring)."""
 
     KIND: ClassVar[str] = "milvus"
@@ -174,27 +175,7 @@ class MilvusIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- settings ---------------------------------------------------------------------
-    @property
-    def dim(self) -> int:
-        """Vector dimension."""
-        return self._dim
-
-    @property
-    def space(self) -> str:
-        """``"cosine"``, ``"ip"`` or ``"l2"``."""
-        return self._space
-
-    @property
-    def M(self) -> int:
-        """HNSW graph degree."""
-        return self._M
-
-    @property
-    def ef_construction(self) -> int:
-        """HNSW build breadth."""
-        return self._ef_construction
-
+    # -- settings (dim, space, M, ef_construction: HnswSettings) ----------------------
     @property
     def ef(self) -> int:
         """Default search breadth; settable (kept with the collection by :meth:`save`)."""

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from umr.training.data.records import Record, Side, read_records
-from umr.training.encode import encode_sides
+from umr.training.encode import autocast, encode_sides
 from umr.training.image_cache import ImageCache
 from umr.training.model.encoder import UmrEncoder
 from umr.training.model.text_batch import TextBatcher
@@ -35,19 +34,10 @@ def model_encoder(
     batcher = TextBatcher(model.backbone_dir / "tokenizer.json", model.cfg.max_text_tokens)
 
     def encode(sides: Sequence[Side], is_query: bool) -> np.ndarray:
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else _null()
-        with ctx:
+        with autocast(precision):
             return encode_sides(model, sides, batcher, cache, use_instructions=is_query)
 
     return encode
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def load_split(data: str | os.PathLike[str], split: str) -> list[Record]:
