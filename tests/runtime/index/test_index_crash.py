@@ -49,7 +49,10 @@ def _kill_during_saves(path: Path, seed: int, delay: float) -> int:
     os.kill(child.pid, signal.SIGKILL)
     rest, _ = child.communicate(timeout=30)
     assert child.returncode == -signal.SIGKILL
-    saved = [int(line.split()[1]) for line in rest.splitlines() if line.startswith("saved")]
+    # The kill can cut the last line short ("saved" or "saved 12" of "saved 1251"): only lines
+    # that reached their newline were fully reported.
+    complete = rest.split("\n")[:-1]
+    saved = [int(line.split()[1]) for line in complete if line.startswith("saved ")]
     return saved[-1] if saved else int(ready.split()[1])
 
 
