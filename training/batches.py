@@ -27,6 +27,7 @@ class TrainBatch:
     keep_colour_c: list[bool]
     tasks: list[str]
     rights: list[set]  # per query: keys of every right candidate
+    text_answers: list[bool]  # per query: its positive is text only (it may use the text bank)
 
 
 def _query_id(rec: Record) -> tuple:
@@ -93,10 +94,19 @@ class BatchSampler:
         n, m = len(recs), len(cands)
         fn = torch.zeros((n, m), dtype=torch.bool)
         keys = [c.key for c in cands]
+        # Hard negatives carry no identity; they were mined as wrong answers.
+        idents = [_identity(r) for r in recs] + [None] * (m - n)
+        modes = [c.modality for c in cands]
         for i, rec in enumerate(recs):
             right = self.positives[_query_id(rec)]
+            own, mode = idents[i], rec.positive.modality
             for j in range(m):
-                if j != i and keys[j] in right:
+                if j == i:
+                    continue
+                # The same emoji in another modality (its name, for an image-to-image
+                # query) is not this task's answer, but pushing it away would pull the
+                # modalities apart: it is neither positive nor negative.
+                if keys[j] in right or (own is not None and idents[j] == own and modes[j] != mode):
                     fn[i, j] = True
         return TrainBatch(
             queries=[r.query for r in recs],
@@ -107,4 +117,10 @@ class BatchSampler:
             keep_colour_c=colour,
             tasks=[r.task for r in recs],
             rights=[self.positives[_query_id(r)] for r in recs],
+            text_answers=[r.positive.modality == "t" for r in recs],
         )
+
+
+def _identity(rec: Record) -> str | None:
+    ident = rec.meta.get("identity") if rec.meta else None
+    return str(ident) if ident is not None else None

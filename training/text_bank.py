@@ -66,10 +66,18 @@ class TextBank:
         vecs = torch.from_numpy(encode_sides(model, sides, batcher, cache, use_instructions=False))
         self.set_bank([s.key for s in sides], vecs)
 
-    def mask(self, rights: Sequence[set]) -> torch.Tensor:
-        """``[len(rights), bank]``: True where a bank entry is also a right answer."""
+    def mask(self, rights: Sequence[set], text_answers: Sequence[bool]) -> torch.Tensor:
+        """``[len(rights), bank]``: True where a bank entry is masked for that query.
+
+        Only queries whose answer is a text compete against the bank; for the others
+        every entry is masked: an image query's own name is in the bank, and pushing
+        images away from names (their own among them) pulls the modalities apart.
+        """
         out = torch.zeros((len(rights), len(self.keys)), dtype=torch.bool)
-        for i, right in enumerate(rights):
+        for i, (right, text) in enumerate(zip(rights, text_answers, strict=True)):
+            if not text:
+                out[i] = True
+                continue
             for key in right:
                 j = self.index.get(key)
                 if j is not None:

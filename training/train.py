@@ -249,7 +249,7 @@ class Trainer:
             fn = batch.false_negatives
             if stage.text_bank and self.bank.vectors is not None:
                 cv = torch.cat([cv, self.bank.vectors])
-                fn = torch.cat([fn, self.bank.mask(batch.rights)], dim=1)
+                fn = torch.cat([fn, self.bank.mask(batch.rights, batch.text_answers)], dim=1)
             loss = info_nce(qv, cv, batch.targets, fn, self.model.temperature)
             loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
