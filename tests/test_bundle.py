@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -107,3 +108,96 @@ def test_not_a_bundle(tmp_path):
         read_manifest(tmp_path / "nope")
     with pytest.raises(BundleError, match=r"umr\.json is missing"):
         read_manifest(tmp_path)
+
+
+# --- multimodal manifests ----------------------------------------------------------------
+
+
+def _multimodal(files: dict[str, str]) -> BundleManifest:
+    from umr.bundle import ImageInput
+    from umr.images import ImagePreprocess
+
+    fp32 = Variant("fp32", "model.onnx", "float32", image_file="multimodal.onnx")
+    image = ImageInput(
+        preprocess=ImagePreprocess(size=32),
+        inputs=("input_ids", "attention_mask", "pool_mask", "pixel_values"),
+        image_tokens=4,
+        input_dims={"pixel_values": ("batch_size", 3, 32, 32)},
+    )
+    return dataclasses.replace(
+        _manifest(files),
+        variants={"fp32": fp32},
+        modalities=("text", "image", "text+image"),
+        image=image,
+    )
+
+
+@pytest.fixture
+def mm_bundle(tmp_path):
+    for name in ("model.onnx", "multimodal.onnx", "tokenizer.json"):
+        (tmp_path / name).write_text(name)
+    files = {
+        n: sha256_file(tmp_path / n) for n in ("model.onnx", "multimodal.onnx", "tokenizer.json")
+    }
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(_multimodal(files).to_json()))
+    return tmp_path
+
+
+def test_multimodal_round_trip(mm_bundle):
+    m = read_manifest(mm_bundle)
+    assert BundleManifest.from_json(json.loads(json.dumps(m.to_json()))) == m
+    assert m.image is not None and m.image.preprocess.size == 32
+    assert m.image.input_dims["pixel_values"] == ("batch_size", 3, 32, 32)
+    assert m.variant("fp32").image_file == "multimodal.onnx"
+    raw = json.loads((mm_bundle / MANIFEST_NAME).read_text())
+    assert raw["image"]["preprocess"] == {
+        "size": 32,
+        "background": [255, 255, 255],
+        "resample": "bicubic",
+        "scale": "[-1, 1]",
+    }
+    verify_files(mm_bundle, m)
+
+
+def test_text_bundles_without_the_new_fields_still_parse(bundle):
+    obj = json.loads((bundle / MANIFEST_NAME).read_text())
+    del obj["image"]
+    for v in obj["variants"].values():
+        del v["image_file"]
+    (bundle / MANIFEST_NAME).write_text(json.dumps(obj))
+    m = read_manifest(bundle)
+    assert m.image is None and m.variant("fp32").image_file is None
+    assert m.modalities == ("text",)
+
+
+def _edit_mm(bundle, edit):
+    obj = json.loads((bundle / MANIFEST_NAME).read_text())
+    edit(obj)
+    (bundle / MANIFEST_NAME).write_text(json.dumps(obj))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda o: o.update(image=None), "has an image_file; the bundle has no 'image'"),
+        (
+            lambda o: o["variants"]["fp32"].update(image_file=None),
+            "has no image_file; the bundle has 'image'",
+        ),
+        (lambda o: o["files"].pop("multimodal.onnx"), "'multimodal.onnx' has no checksum"),
+        (
+            lambda o: o["variants"]["fp32"].update(image_file="../x.onnx"),
+            "points outside the bundle",
+        ),
+        (lambda o: o["image"]["preprocess"].update(size=3), r"image\.preprocess: .*unsupported"),
+        (lambda o: o["image"]["preprocess"].update(mode="RGB"), "unknown keys"),
+        (lambda o: o["image"].update(inputs=["input_ids"]), "must be names and include"),
+        (lambda o: o["image"].update(image_tokens=0), "image_tokens must be positive"),
+        (lambda o: o["image"].pop("image_tokens"), "missing field 'image_tokens'"),
+        (lambda o: o.update(image=[]), "image is not an object"),
+    ],
+)
+def test_bad_multimodal_fields_are_named(mm_bundle, edit, expected):
+    _edit_mm(mm_bundle, edit)
+    with pytest.raises(ManifestError, match=expected):
+        read_manifest(mm_bundle)

@@ -3,6 +3,10 @@
 ``umr.json`` is described by the frozen dataclasses below. Export writes it, the
 runtime reads it; nothing else crosses that boundary. Every file the bundle holds
 is listed with its sha256 and is verified before it is trusted.
+
+A multimodal bundle adds ``image`` (:class:`ImageInput`: how images are preprocessed and
+what the fused text+image graph takes) and, per variant, ``image_file`` (that graph).
+Text-only bundles leave both out (``null``) and parse as before.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from umr.errors import BundleError, ChecksumError, ManifestError, UnknownVariantError
+from umr.images import ImagePreprocess
 
 MANIFEST_NAME = "umr.json"
 FORMAT_VERSION = 1
@@ -39,17 +44,45 @@ class Parity:
 
 @dataclass(frozen=True)
 class Variant:
-    """One ONNX graph of the bundle (``fp32``, ``int8``, ...)."""
+    """One ONNX graph of the bundle (``fp32``, ``int8``, ...); ``image_file`` is the same
+    variant's fused text+image graph in a multimodal bundle (None in text bundles)."""
 
     name: str
     file: str
     dtype: str
     parity: tuple[Parity, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    image_file: str | None = None
 
     def parity_against(self, reference: str) -> Parity | None:
         """The parity record measured against ``reference``, if any."""
         return next((p for p in self.parity if p.reference == reference), None)
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """What a multimodal bundle's fused graph takes (manifest field ``image``).
+
+    Every row of the fused graph has an image; an image-only row uses the text ``""``
+    (``[CLS] [SEP]``). The graph inserts ``image_tokens`` image tokens after position 0.
+    """
+
+    preprocess: ImagePreprocess
+    inputs: tuple[str, ...]
+    image_tokens: int
+    pixel_input: str = "pixel_values"
+    #: Dims of each fused-graph input, like :attr:`BundleManifest.input_dims`.
+    input_dims: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (``preprocess`` as :meth:`ImagePreprocess.to_dict`)."""
+        return {
+            "preprocess": self.preprocess.to_dict(),
+            "inputs": list(self.inputs),
+            "pixel_input": self.pixel_input,
+            "image_tokens": self.image_tokens,
+            "input_dims": {k: list(v) for k, v in self.input_dims.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -74,6 +107,8 @@ class BundleManifest:
     #: dynamic, ints fixed. Optional (older bundles: ``[batch, sequence]`` per input);
     #: TensorRT shape profiles are derived from it (:mod:`umr.runtime.trt_profile`).
     input_dims: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
+    #: The fused graph's inputs and image preprocessing; None for a text-only bundle.
+    image: ImageInput | None = None
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; the error lists the variants that exist."""
@@ -90,6 +125,7 @@ class BundleManifest:
         out = asdict(self)
         out["variants"] = {k: asdict(v) for k, v in self.variants.items()}
         out["files"] = dict(sorted(self.files.items()))
+        out["image"] = None if self.image is None else self.image.to_json()
         return out
 
     @classmethod
@@ -194,6 +230,7 @@ def _parse_variant(key: str, obj: Any, where: str) -> Variant:
         dtype=_need(obj, "dtype", str, w),
         parity=tuple(_parse_parity(p, w) for p in parity),
         details=dict(obj.get("details") or {}),
+        image_file=None if obj.get("image_file") is None else _safe_relpath(obj["image_file"], w),
     )
 
 
@@ -218,9 +255,9 @@ def _parse_manifest(obj: Any, where: str) -> BundleManifest:
     }
     if not variants:
         raise ManifestError(f"{where}: no variants")
+    image = _parse_image(obj.get("image"), where)
     for v in variants.values():
-        if v.file not in files:
-            raise ManifestError(f"{where}: variant {v.name!r} file {v.file!r} has no checksum")
+        _check_variant_files(v, files, image, where)
     dim, max_len = _need(obj, "dim", int, where), _need(obj, "max_seq_length", int, where)
     if dim <= 0 or max_len <= 0:
         raise ManifestError(f"{where}: dim and max_seq_length must be positive")
@@ -240,7 +277,42 @@ def _parse_manifest(obj: Any, where: str) -> BundleManifest:
         created_by=str(obj.get("created_by", "")),
         format_version=version,
         input_dims=_parse_input_dims(obj.get("input_dims") or {}, where),
+        image=image,
     )
+
+
+def _check_variant_files(
+    v: Variant, files: Mapping[str, str], image: ImageInput | None, where: str
+) -> None:
+    for f in (v.file, v.image_file):
+        if f is not None and f not in files:
+            raise ManifestError(f"{where}: variant {v.name!r} file {f!r} has no checksum")
+    name = f"{where}: variant {v.name!r}"
+    if v.image_file is None and image is not None:
+        raise ManifestError(f"{name} has no image_file; the bundle has 'image'")
+    if v.image_file is not None and image is None:
+        raise ManifestError(f"{name} has an image_file; the bundle has no 'image'")
+
+
+def _parse_image(obj: Any, where: str) -> ImageInput | None:
+    if obj is None:
+        return None
+    w = f"{where}: image"
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{w} is not an object")
+    try:
+        pre = ImagePreprocess.from_dict(_need(obj, "preprocess", dict, w))
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{w}.preprocess: {exc}") from None
+    inputs = tuple(_need(obj, "inputs", list, w))
+    pixel = obj.get("pixel_input", "pixel_values")
+    if not all(isinstance(i, str) for i in inputs) or pixel not in inputs:
+        raise ManifestError(f"{w}: inputs {list(inputs)} must be names and include {pixel!r}")
+    tokens = _need(obj, "image_tokens", int, w)
+    if tokens <= 0:
+        raise ManifestError(f"{w}: image_tokens must be positive")
+    dims = _parse_input_dims(obj.get("input_dims") or {}, w)
+    return ImageInput(pre, inputs, tokens, pixel, dims)
 
 
 def _is_dim(d: Any) -> bool:

