@@ -1,4 +1,6 @@
-"""``umr demo``: index the Python language reference (shipped with Python) and query it."""
+"""``umr demo``: with a multimodal bundle, search the emoji test split by name, by image and by
+image + text (:mod:`umr.runtime.cli.demo_emoji`); with a text bundle, index the Python
+language reference (shipped with Python) and query it."""
 
 from __future__ import annotations
 
@@ -23,14 +25,26 @@ _LATENCY_ROUNDS = 30
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="index the Python language reference and run a few queries",
-        description="Split the Python language reference topics that ship with Python "
-        "(pydoc_data) into passages, embed and index them with the bundle (cached under "
-        "--workdir), run a few questions, print the hits and a latency summary.",
+        help="search emoji by name, image and image+text (or, with a text bundle, the "
+        "Python reference)",
+        description="With a multimodal bundle: embed and index the Google emoji drawings of "
+        "the emoji test split (--data, built by `umr data emoji`; cached under --workdir), "
+        "then query them by name (text -> image), by the Twitter drawing (image -> image) and "
+        "by a drawing plus 'medium-dark skin tone' (text+image -> image), printing the hits, "
+        "recall over every such test query, and p50/p95/p99 latencies of embedding and search. "
+        "With a text bundle: split the Python language reference topics that ship with "
+        "Python (pydoc_data) into passages, index them, run a few questions, print the hits "
+        "and a latency summary.",
     )
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle directory")
     p.add_argument("--variant", default="fp32", help="bundle variant (default: fp32)")
     p.add_argument("--workdir", default="artifacts/demo", help="where the demo index is cached")
+    p.add_argument(
+        "--data",
+        default="artifacts/data/emoji",
+        metavar="DIR",
+        help="emoji data set (multimodal bundles; default: %(default)s)",
+    )
     p.add_argument("-k", type=int, default=3, help="hits shown per query (default: 3)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
     p.set_defaults(run=run)
@@ -111,9 +125,15 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     embedder = Embedder.load(args.bundle, variant=args.variant, threads=args.threads)
     print(
-        f"loaded {embedder.manifest.name} ({args.variant}, dim {embedder.dim}) "
-        f"on {embedder.provider} in {(time.perf_counter() - t0) * 1e3:.0f} ms"
+        f"loaded {embedder.manifest.name} ({args.variant}, dim {embedder.dim}, "
+        f"{', '.join(embedder.modalities)}) on {embedder.provider} "
+        f"in {(time.perf_counter() - t0) * 1e3:.0f} ms"
     )
+    if "image" in embedder.modalities:
+        from umr.runtime.cli import demo_emoji
+
+        demo_emoji.run(embedder, Path(args.data), Path(args.workdir), args.k, _percentiles)
+        return 0
     index = _build_or_load(embedder, _index_path(Path(args.workdir), embedder))
     _show_hits(index, embedder, args.k)
     _latency_summary(index, embedder)

@@ -1,4 +1,5 @@
-"""``umr index build``: embed a text/JSONL file (or load precomputed vectors) into an index."""
+"""``umr index build``: embed a text/JSONL file of texts, images and text+image pairs (or
+load precomputed vectors) into an index."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Embed every item of --input with the bundle, or load the vectors "
         "`umr embed-corpus` wrote (--from-vectors), into an index. Input: a text file (one "
         "item per line; the id is the line number) or JSONL records "
-        '{"id": ..., "text": ..., "metadata": {...}} (only text is required); every line is '
-        "validated before anything is embedded. The index stores "
-        '{"text": ..., "metadata": {...}} per item, so `umr search --filter metadata.KEY=V` '
-        "selects on the user's metadata. Backends: hnswlib (default) and exact write a "
-        "crash-safe directory at --out; milvus writes a collection (--uri, --collection; "
-        "token from $UMR_MILVUS_TOKEN) and leaves a pointer at --out for `umr search`.",
+        '{"id": ..., "text": ..., "image": "PATH", "metadata": {...}}: text, image or both '
+        "(a text+image pair, embedded as one vector; needs a multimodal bundle); image paths "
+        "are relative to the JSONL file's folder; id defaults to the line number. Every line, "
+        "and every image's header, is checked before anything is embedded. The index stores "
+        '{"text": ..., "image": ..., "metadata": {...}} per item, so `umr search --filter '
+        "metadata.KEY=V` selects on the user's metadata. Backends: hnswlib (default) and "
+        "exact write a crash-safe directory at --out; milvus writes a collection (--uri, "
+        "--collection; token from $UMR_MILVUS_TOKEN) and leaves a pointer at --out for "
+        "`umr search`.",
     )
     source = b.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", metavar="FILE", help="text lines or JSONL to embed")
@@ -48,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--threads", type=int, default=None, help="ONNX Runtime threads (default: cores)"
     )
-    b.add_argument("--batch-size", type=int, default=32, help="texts per model call (default: 32)")
+    b.add_argument("--batch-size", type=int, default=32, help="items per model call (default: 32)")
     b.add_argument("--M", type=int, default=16, help="HNSW links per node (default: 16)")
     b.add_argument("--ef-construction", type=int, default=200, help="HNSW build breadth (200)")
     b.add_argument("--ef", type=int, default=None, help="default search breadth (default: 64)")
@@ -92,22 +96,34 @@ def run_build(args: argparse.Namespace) -> int:
 
 def _build_from_text(args: argparse.Namespace, backend: str) -> tuple[Any, dict[str, Any]]:
     from umr.runtime import Embedder
-    from umr.runtime.cli.indexing import embed_into
+    from umr.runtime.cli.indexing import check_images, check_modalities, embed_into
     from umr.runtime.input_files import read_items
 
     if not args.bundle:
         raise InputValueError("--input needs --bundle to embed the items")
-    items = read_items(args.input, args.format)  # every line checked before any write
+    items = read_items(args.input, args.format, images=True)  # every line checked first
     embedder = Embedder.load(args.bundle, variant=args.variant, threads=args.threads)
+    check_modalities(items, embedder, args.input)
+    check_images(items, args.input, max_pixels=embedder.max_image_pixels, threads=embedder.threads)
     index = _create(args, backend, embedder.dim, len(items))
-    embed_into(index, embedder, items, batch_size=args.batch_size, progress=not args.no_progress)
+    embed_into(
+        index,
+        embedder,
+        items,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        source=args.input,
+    )
+    var = embedder.manifest.variant(args.variant)
     info = {
         "bundle": embedder.manifest.name,
         "variant": embedder.variant,
-        "model_sha256": embedder.manifest.files[embedder.manifest.variant(args.variant).file],
+        "model_sha256": embedder.manifest.files[var.file],
         "dim": embedder.dim,
         "input": str(Path(args.input).resolve()),
     }
+    if var.image_file is not None and any(it.image is not None for it in items):
+        info["image_model_sha256"] = embedder.manifest.files[var.image_file]
     return index, info
 
 

@@ -1,9 +1,11 @@
-"""``umr search``: embed a query with a bundle and print the nearest items of any index."""
+"""``umr search``: embed a query (text, image, or both) with a bundle and print the nearest
+items of any index."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -12,20 +14,24 @@ from typing import Any
 
 from umr.runtime.cli.index_cmd import BUILD_INFO
 
-from umr.errors import InputValueError
+from umr.errors import ImageError, InputValueError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "search",
-        help="search an index with a text query",
-        description="Embed each QUERY with the bundle and print the k nearest items of the index "
-        "as a table (rank, score = cosine similarity, id, text), or as JSON with --json. "
+        help="search an index with a text, image or text+image query",
+        description="Embed each QUERY (text), or the one query given by --text, --image or "
+        "both (a text+image pair, embedded as one vector by a multimodal bundle), and print "
+        "the k nearest items of the index as a table (rank, score = cosine similarity, id, "
+        "text/image), or as JSON with --json. "
         "--index is an index directory (hnswlib, exact, or the pointer `umr index build "
         "--backend milvus` leaves), a Milvus URI, or a milvus-lite FILE.db "
         "(token from $UMR_MILVUS_TOKEN).",
     )
-    p.add_argument("queries", nargs="+", metavar="QUERY", help="query text(s)")
+    p.add_argument("queries", nargs="*", metavar="QUERY", help="query text(s)")
+    p.add_argument("--text", default=None, help="a text query (with --image: a pair)")
+    p.add_argument("--image", default=None, metavar="FILE", help="an image query file")
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle directory")
     p.add_argument(
         "--index", required=True, metavar="LOCATION", help="index directory, Milvus URI or .db"
@@ -94,7 +100,52 @@ def _check_compatible(index, embedder, location: str) -> None:
 
 def _row_text(hit) -> str:
     md = hit.metadata or {}
+    if "image" in md:
+        return " ".join(filter(None, [str(md.get("text", "")), f"[image {_short(md['image'])}]"]))
     return str(md.get("text", md)) if md else ""
+
+
+def _short(path: str) -> str:
+    """An image path, relative to the working directory when it lies under it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+Query = tuple[str | None, str | None]  # (text, image path); at least one is set
+
+
+def _queries(args: argparse.Namespace) -> list[Query]:
+    if args.text is None and args.image is None:
+        if not args.queries:
+            raise InputValueError("give a query: QUERY..., --text TEXT, --image FILE, or both")
+        return [(q, None) for q in args.queries]
+    if args.queries:
+        raise InputValueError("give queries as QUERY... or with --text/--image, not both")
+    if args.image is not None and not Path(args.image).is_file():
+        raise InputValueError(f"--image {args.image}: file not found")
+    return [(args.text, args.image)]
+
+
+def _label(query: Query) -> str:
+    text, image = query
+    return " + ".join(filter(None, [text, image and f"[image {image}]"]))
+
+
+def _embed(embedder, query: Query, instruction: str | None):
+    text, image = query
+    if image is None:
+        return embedder.embed_text([text], instruction=instruction)
+    try:  # an image alone is a pair with the text "" (so an instruction may condition it)
+        return embedder.embed_fused([text or ""], [image], instruction=instruction)
+    except ImageError as exc:
+        raise ImageError(f"--image {image}: {str(exc).split(': ', 1)[-1]}") from None
+
+
+def _json_query(query: Query) -> str | dict[str, str]:
+    text, image = query
+    if image is None:
+        return str(text)
+    return {"text": text, "image": image} if text is not None else {"image": image}
 
 
 def _print_table(query: str, hits, timing: dict[str, float]) -> None:
@@ -115,13 +166,18 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise InputValueError(f"-k must be at least 1, got {args.k}")
     flt = parse_filters(args.filter)
+    queries = _queries(args)
     embedder = Embedder.load(args.bundle, variant=args.variant, threads=args.threads)
+    if any(image is not None for _, image in queries) and "image" not in embedder.modalities:
+        raise InputValueError(
+            f"--image needs a multimodal bundle; {embedder.manifest.name!r} embeds text only"
+        )
     index = _open(args)
     _check_compatible(index, embedder, args.index)
     results = []
-    for query in args.queries:
+    for query in queries:
         t0 = time.perf_counter()
-        vector = embedder.embed_text([query], instruction=args.instruction)
+        vector = _embed(embedder, query, args.instruction)
         t1 = time.perf_counter()
         hits = index.search(vector, k=args.k, ef=args.ef, filter=flt)[0]
         t2 = time.perf_counter()
@@ -130,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = [
             {
-                "query": q,
+                "query": _json_query(q),
                 "hits": [
                     {"rank": r, "id": h.id, "score": h.score, "metadata": h.metadata}
                     for r, h in enumerate(hits, start=1)
@@ -142,5 +198,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out if len(out) > 1 else out[0], ensure_ascii=False))
     else:
         for query, hits, timing in results:
-            _print_table(query, hits, timing)
+            _print_table(_label(query), hits, timing)
     return 0
