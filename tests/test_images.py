@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from umr.errors import ImageError
-from umr.images import ImagePreprocess, open_image, preprocess, to_model_input
+from umr.images import ImagePreprocess, open_image, preprocess, to_model_input, to_rgba
 
 PRE = ImagePreprocess(size=8)
 
@@ -85,3 +85,13 @@ def test_preprocess_settings_round_trip() -> None:
     assert ImagePreprocess.from_dict(pre.to_dict()) == pre
     with pytest.raises(ImageError, match="unknown keys"):
         ImagePreprocess.from_dict({"sise": 3})
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "RGB", "CMYK", "I;16"])
+def test_to_rgba_keeps_what_the_model_sees(mode: str) -> None:
+    rng = np.random.default_rng(0)
+    base = Image.fromarray(rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), mode="RGBA")
+    img = base.convert("I;16") if mode == "I;16" else base.convert(mode)
+    pre = ImagePreprocess(size=16)
+    assert to_rgba(img).mode == "RGBA"
+    np.testing.assert_array_equal(to_model_input(to_rgba(img), pre), to_model_input(img, pre))

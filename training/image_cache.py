@@ -1,4 +1,9 @@
-"""Every image of a dataset decoded once into memory (RGBA uint8), then augmented per use."""
+"""Every image of a dataset decoded once into memory (RGBA uint8), then augmented per use.
+
+Images are kept at their own size: compositing and resizing happen in
+:func:`umr.images.to_model_input`, the one preprocessing the runtime uses too, so a
+model sees the same pixels in training and in a bundle.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from umr.images import ImagePreprocess, open_image, to_model_input
+from umr.images import ImagePreprocess, open_image, to_model_input, to_rgba
 
 from .augment import NO_AUGMENT, AugmentConfig, augment
 
@@ -17,15 +22,10 @@ class ImageCache:
     """RGBA arrays keyed by path; :meth:`pixels` turns a list of paths into model input."""
 
     def __init__(self, paths: Iterable[Path], pre: ImagePreprocess) -> None:
-        from PIL import Image
-
         self.pre = pre
         self._rgba: dict[Path, np.ndarray] = {}
         for p in sorted(set(paths)):
-            img = open_image(p, name=str(p)).convert("RGBA")
-            if img.size != (pre.size, pre.size):
-                img = img.resize((pre.size, pre.size), Image.Resampling.BICUBIC)
-            self._rgba[p] = np.asarray(img, dtype=np.uint8)
+            self._rgba[p] = np.asarray(to_rgba(open_image(p, name=str(p))), dtype=np.uint8)
 
     def __len__(self) -> int:
         return len(self._rgba)

@@ -147,6 +147,14 @@ def to_rgb(img: Any, background: tuple[int, int, int] = (255, 255, 255)) -> Any:
     return img.convert("RGB")  # L, CMYK, YCbCr, F, 1 ...
 
 
+def to_rgba(img: Any) -> Any:
+    """``img`` as 8-bit RGBA, transparency kept (for augmentations that need the alpha);
+    :func:`to_model_input` of the result equals that of ``img``."""
+    if img.mode in ("RGBA", "LA", "PA", "P") or "transparency" in img.info:
+        return img.convert("RGBA")
+    return to_rgb(img).convert("RGBA")  # 16-bit grey, CMYK, ...: to_rgb's conversions
+
+
 def to_model_input(img: Any, pre: ImagePreprocess) -> np.ndarray:
     """One PIL image -> ``float32 [3, size, size]`` in ``[-1, 1]``."""
     rgb = to_rgb(img, pre.background)
