@@ -6,9 +6,12 @@ BIN    := $(VENV)/bin
 # build. Users with GPUs choose their own torch.
 TORCH  ?= torch==2.13.0
 BUNDLE := artifacts/bundles/all-MiniLM-L6-v2
+# The shipped multimodal model (training/default_model) as a bundle: what `make demo` runs.
+MM_BUNDLE := artifacts/bundles/umr-default
+DATA := artifacts/data/emoji
 STAMP  := $(VENV)/.umr-installed
 
-.PHONY: install bundle demo test test-fast lint bench data model eval clean
+.PHONY: install bundle mm-bundle demo test test-fast lint bench data model eval clean
 
 install: $(STAMP)
 
@@ -19,14 +22,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[export,train,serve,milvus,ray,bench,dev]"
 	touch $@
 
-# Export the default model once; rebuilt only when it is missing.
+# The text model (all-MiniLM-L6-v2) as a bundle, for the text tests and `umr bench text`.
 bundle: $(BUNDLE)/umr.json
 
 $(BUNDLE)/umr.json: | $(STAMP)
 	$(BIN)/umr export --out $(BUNDLE)
 
-demo: bundle
-	$(BIN)/umr demo --bundle $(BUNDLE)
+# Re-exported whenever the shipped model changes.
+mm-bundle: $(MM_BUNDLE)/umr.json
+
+$(MM_BUNDLE)/umr.json: training/default_model/checkpoint.json training/default_model/trained.safetensors | $(STAMP)
+	$(BIN)/umr export --checkpoint default --out $(MM_BUNDLE) --force
+
+# The multimodal demo: text, image and text+image queries over the emoji test split.
+demo: data mm-bundle
+	$(BIN)/umr demo --bundle $(MM_BUNDLE) --data $(DATA)
 
 test: bundle
 	UMR_TEST_BUNDLE=$(BUNDLE) $(BIN)/python -m pytest
@@ -41,8 +51,6 @@ bench: bundle
 	$(BIN)/umr bench text --bundle $(BUNDLE) --out artifacts/bench
 
 # The multimodal model (issue 3): real emoji/icon data from npm, the default recipe, its eval.
-DATA := artifacts/data/emoji
-
 data: $(DATA)/manifest.json
 
 $(DATA)/manifest.json: | $(STAMP)

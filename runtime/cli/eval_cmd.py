@@ -48,6 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SOURCE",
         help="evaluate only records from this source (emoji or icons)",
     )
+    p.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="also evaluate this bundle (exported from the checkpoint) in the same run; "
+        "exit 1 if any R@k differs from the checkpoint's by more than 0.01",
+    )
+    p.add_argument("--variant", default="fp32", help="the bundle's variant (default: fp32)")
     p.add_argument("--backbone", metavar="DIR", help="backbone directory (overrides the config)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", metavar="FILE", help="also write the JSON report here")
@@ -68,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         only_style=args.only_style,
         only_source=args.only_source,
         backbone_dir=args.backbone,
+        bundle=args.bundle,
+        variant=args.variant,
     )
     if args.out:
         from umr.atomic import atomic_write_json
@@ -82,4 +91,13 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(format_targets(report["targets"]))
     print(f"evaluated in {report['seconds']} s", file=sys.stderr)
+    if "bundle" in report:
+        cmp = report["bundle"]["vs_checkpoint"]
+        verdict = "within" if cmp["passed"] else "OUTSIDE"
+        print(
+            f"bundle {report['bundle']['variant']} vs checkpoint: largest R@k difference "
+            f"{cmp['max_abs_diff']} ({cmp['at']}), {verdict} the {cmp['gate']} gate",
+            file=sys.stderr,
+        )
+        return 0 if cmp["passed"] else 1
     return 0

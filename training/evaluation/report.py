@@ -12,6 +12,7 @@ from umr.training.model.build import build_model
 
 from umr.errors import DataError
 
+from .bundle_eval import compare_to_checkpoint, evaluate_bundle
 from .run import evaluate_models, format_table, load_split
 from .targets import check_targets
 
@@ -26,9 +27,13 @@ def eval_report(
     only_style: str | None = None,
     only_source: str | None = None,
     backbone_dir: str | os.PathLike[str] | None = None,
+    bundle: str | os.PathLike[str] | None = None,
+    variant: str = "fp32",
 ) -> dict[str, Any]:
     """``{"tasks", "macro"}`` of the checkpoint (the issue's JSON shape) plus ``references``,
-    ``sizes``, ``table`` (Markdown, all models side by side) and ``seconds``."""
+    ``sizes``, ``table`` (Markdown, all models side by side) and ``seconds``. With
+    ``bundle``, that bundle's ``variant`` (exported from the checkpoint) is evaluated in
+    the same run and ``report["bundle"]`` compares it to the checkpoint."""
     t0 = time.perf_counter()
     records = load_split(data, split)
     if only_style:
@@ -44,6 +49,8 @@ def eval_report(
     if score_fusion is not None:
         models["score fusion"] = load_checkpoint(score_fusion, backbone_dir=backbone_dir)
     results = evaluate_models(models, records)
+    if bundle is not None:
+        results[f"bundle {variant}"] = evaluate_bundle(bundle, records, variant=variant)
     main = results["umr"]
     report = {
         "checkpoint": str(checkpoint),
@@ -58,6 +65,15 @@ def eval_report(
         },
         "table": format_table(results),
     }
+    if bundle is not None:
+        got = results[f"bundle {variant}"]
+        report["bundle"] = {
+            "path": str(bundle),
+            "variant": variant,
+            "tasks": got["tasks"],
+            "macro": got["macro"],
+            "vs_checkpoint": compare_to_checkpoint(got, main),
+        }
     report["targets"] = check_targets(report)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     return report
