@@ -9,8 +9,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="run benchmarks (needs umr[bench])",
-        description="Benchmarks measured side by side in one run; see `umr bench text --help` "
-        "and `umr bench serve --help`.",
+        description="Benchmarks measured side by side in one run; see `umr bench text --help`, "
+        "`umr bench image --help`, `umr bench fused --help` and `umr bench serve --help`.",
     )
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     t = bsub.add_parser(
@@ -30,7 +30,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     else:
         configure_parser(t)
     t.set_defaults(run=run)
+    _add_multimodal(bsub)
     _add_serve(bsub)
+
+
+def _add_multimodal(bsub: argparse._SubParsersAction) -> None:
+    # Only the stdlib at import; the engines run in worker processes (torch in its own).
+    from umr.bench import mm_cli
+
+    helps = {
+        "image": "image embedding throughput + batch-1 latency vs the PyTorch model",
+        "fused": "text+image embedding + end-to-end fused query vs the PyTorch model",
+    }
+    for kind in mm_cli.KINDS:
+        p = bsub.add_parser(
+            kind, help=helps[kind], formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        mm_cli.configure_parser(p, kind)
+        p.set_defaults(run=mm_cli.run)
 
 
 def _add_serve(bsub: argparse._SubParsersAction) -> None:

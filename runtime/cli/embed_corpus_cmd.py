@@ -1,4 +1,5 @@
-"""``umr embed-corpus``: embed a JSONL/Parquet corpus into Parquet vectors, locally or on Ray."""
+"""``umr embed-corpus``: embed a JSONL/Parquet corpus (texts, images, text+image pairs) into
+Parquet vectors, locally or on Ray."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ Embed every row of --input with a bundle and write the vectors to --out as Parqu
 
 Input: a .jsonl/.ndjson or .parquet file, or a directory of them (searched recursively;
 names starting with '.' or '_' are skipped). JSONL rows are
-  {"id": 7 | "doc-7", "text": "...", "metadata": {...}}
-with only "text" required (a missing id is the line number). Parquet rows take the text
-from --text-field, the id (integer or string) from --id-field (the 1-based row number when
-that column is absent) and metadata from an optional "metadata" column (a struct or a
-JSON-object string). Every row is validated before anything is embedded: a bad row or a
-repeated id (across all files) is an error naming file:line (file:row N for Parquet).
+  {"id": 7 | "doc-7", "text": "...", "image": "img/a.png", "metadata": {...}}
+with "text" or "image" required; both make a text+image pair embedded as one vector (a
+missing id is the line number). Parquet rows take the text from --text-field, the id
+(integer or string) from --id-field (the 1-based row number when that column is absent),
+the image path from an optional --image-field column (null: a text row; the text may be
+null where there is an image) and metadata from an optional "metadata" column (a struct
+or a JSON-object string). Image paths are relative to the file that names them, or
+absolute; images need a multimodal bundle. Every row is validated before anything is
+embedded: a bad row, a missing image file or a repeated id (across all files) is an
+error naming file:line (file:row N for Parquet).
 
 Output (--out DIR, read back with umr.runtime.corpus_embed.vectors.read_vectors, e.g. by
 `umr index build --from-vectors DIR`):
@@ -29,7 +34,9 @@ Engines: --engine local runs in this process with --num-cpus ONNX Runtime thread
 each), on the cluster at --ray-address or on a Ray started here with --num-cpus CPUs.
 Both produce the same files. A batch that fails is retried (twice in the batch function;
 a crashed Ray actor is restarted twice); if it still fails, the run fails with the batch's
-ids and no manifest is written. At the end the rows written must equal the rows read.
+ids and no manifest is written; when images fail to decode, the error names every
+failing row of the batch (id, file, reason). At the end the rows written must equal the
+rows read.
 """
 
 _EPILOG = """\
@@ -59,11 +66,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     io.add_argument("--text-field", default="text", help="Parquet text column (default: text)")
     io.add_argument("--id-field", default="id", help="Parquet id column (default: id)")
+    io.add_argument(
+        "--image-field", default="image", help="Parquet image-path column (default: image)"
+    )
     model = p.add_argument_group("model")
     model.add_argument("--bundle", required=True, metavar="DIR", help="bundle directory")
     model.add_argument("--variant", default="fp32", help="bundle variant (default: fp32)")
     model.add_argument(
-        "--batch-size", type=int, default=32, help="texts per model call (default: 32)"
+        "--batch-size",
+        type=int,
+        default=32,
+        help="texts, images or pairs per model call (default: 32)",
     )
     eng = p.add_argument_group("engine")
     eng.add_argument(
@@ -109,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         bundle=args.bundle,
         variant=args.variant,
         engine=args.engine,
-        fields=Fields(text=args.text_field, id=args.id_field),
+        fields=Fields(text=args.text_field, id=args.id_field, image=args.image_field),
         batch_size=args.batch_size,
         num_cpus=args.num_cpus,
         actors=args.actors,
@@ -118,11 +131,13 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         log_to_driver=bool(getattr(args, "verbose", False)),
     )
-    retried = f", {result.retried_rows} rows after a retry" if result.retried_rows else ""
+    extra = f", {result.retried_rows} rows after a retry" if result.retried_rows else ""
+    images = result.manifest["input"].get("image_rows", 0)
+    extra += f", {images} with images" if images else ""
     print(
         f"embedded {result.count} rows (dim {result.dim}) from {args.input} into {result.out} "
         f"with the {result.engine} engine in {result.seconds:.1f} s "
-        f"({result.docs_per_s:.0f} docs/s{retried})",
+        f"({result.docs_per_s:.0f} docs/s{extra})",
         file=sys.stderr,
     )
     return 0

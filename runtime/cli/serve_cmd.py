@@ -21,8 +21,12 @@ Serve a bundle and an index over HTTP (needs umr[serve]):
 Binds 127.0.0.1 by default. Writes need the bearer token (--token or UMR_TOKEN; the
 environment variable keeps it out of `ps`); without one, writes are refused. A
 non-loopback --host needs a token, which then guards every endpoint but the docs.
-Concurrent requests are micro-batched (see the --batch-* options; --no-batching to
-compare). Request contents are never logged unless --log-requests (with -v)."""
+Images are base64 data URLs ('data:image/png;base64,...'; never fetched from http URLs),
+alone or with a text as one text+image input; they need a multimodal bundle (a text-only
+bundle answers 400 unsupported_modality) and are bounded by --max-image-bytes and
+--max-image-pixels. Concurrent requests are micro-batched (see the --batch-* options,
+--batch-max-pixels bounds the image pixels per model call; --no-batching to compare).
+Request contents are never logged unless --log-requests (with -v)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +62,9 @@ def _add_batching(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-wait-ms", type=float, default=2.0, help="max wait to fill a batch (2)")
     g.add_argument("--batch-max-items", type=int, default=64, help="inputs per batch (64)")
     g.add_argument("--batch-max-tokens", type=int, default=8192, help="tokens per batch (8192)")
-    g.add_argument("--batch-max-pixels", type=int, default=16 * 1024 * 1024, help="(16 Mpx)")
+    g.add_argument(
+        "--batch-max-pixels", type=int, default=16 * 1024 * 1024, help="image pixels per batch"
+    )
     g.add_argument("--batch-workers", type=int, default=None, help="batches in flight (cores)")
     g.add_argument("--max-queue", type=int, default=4096, help="inputs queued before 503 (4096)")
 
@@ -128,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     s = app.state.services
     writes = "writes need the token" if config.token else "writes disabled (no token)"
     print(
-        f"umr serve: {s.embedding.name} + {len(s.index)} items from {args.index} on "
+        f"umr serve: {s.embedding.name} ({', '.join(s.embedding.modalities)}) + "
+        f"{len(s.index)} items from {args.index} on "
         f"http://{args.host}:{args.port} ({writes}; batching "
         f"{'on' if s.embedding.batching else 'off'})",
         file=sys.stderr,

@@ -4,11 +4,15 @@ Both engines read through :func:`read_docs`, which yields Arrow tables in one sc
 (:data:`DOC_SCHEMA`), so the batch function and the writer never see the input format.
 
 JSONL rows go through :func:`umr.runtime.input_files.read_items` (the validation of
-``umr index build``): ``{"id": 7 | "doc-7", "text": "...", "metadata": {...}}`` with only
-``text`` required; a missing id is the line number. Parquet rows come from the
-``--text-field`` column (a string), the ``--id-field`` column (an integer or a string;
-when the column is absent the 1-based row number) and an optional ``metadata`` column
-(a struct, or a string holding a JSON object). Errors name ``file:line`` for JSONL and
+``umr index build``): ``{"id": 7 | "doc-7", "text": "...", "image": "a.png",
+"metadata": {...}}`` with ``text`` or ``image`` (or both, a text+image pair) required;
+a missing id is the line number. Parquet rows come from the ``--text-field`` column (a
+string), the ``--id-field`` column (an integer or a string; when the column is absent the
+1-based row number), an optional ``--image-field`` column (image paths; null for a
+text row) and an optional ``metadata`` column (a struct, or a string holding a JSON
+object). Image paths are relative to the input file's folder, or absolute; every image
+file must exist when the input is scanned, and doc tables carry them absolute, so Ray
+workers need no idea where the input was. Errors name ``file:line`` for JSONL and
 ``file:row N`` for Parquet.
 """
 
@@ -38,18 +42,21 @@ DOC_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
         pa.field("id_type", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),  # "" for an image alone
         pa.field("metadata", pa.string(), nullable=True),
+        pa.field("image", pa.string(), nullable=True),  # absolute path; null: a text row
     ]
 )
 
 
 @dataclass(frozen=True)
 class Fields:
-    """Which Parquet columns hold the text and the id (JSONL always uses "text" and "id")."""
+    """Which Parquet columns hold the text, the id and the image path (JSONL always uses
+    "text", "id" and "image")."""
 
     text: str = "text"
     id: str = "id"
+    image: str = "image"
 
 
 DEFAULT_FIELDS = Fields()
@@ -62,6 +69,7 @@ class InputFile:
     path: Path
     kind: str  # "jsonl" or "parquet"
     rows: int
+    images: int = 0  # rows carrying an image (image alone or text+image)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,11 @@ class Corpus:
     def count(self) -> int:
         return sum(f.rows for f in self.files)
 
+    @property
+    def image_count(self) -> int:
+        """Rows carrying an image."""
+        return sum(f.images for f in self.files)
+
     def describe(self) -> dict[str, Any]:
         """What the vectors manifest records as its ``input``."""
         return {
@@ -87,7 +100,9 @@ class Corpus:
             "kinds": sorted({f.kind for f in self.files}),
             "text_field": self.fields.text,
             "id_field": self.fields.id,
+            "image_field": self.fields.image,
             "count": self.count,
+            "image_rows": self.image_count,
         }
 
 
@@ -128,7 +143,7 @@ def scan(path: str | os.PathLike[str], fields: Fields = DEFAULT_FIELDS) -> Corpu
     found = discover(root)
     files = []
     for number, (file, kind) in enumerate(found):
-        rows = 0
+        rows = images = 0
         for table, positions in _validated_tables(file, kind, fields, DEFAULT_TABLE_ROWS):
             keys = zip(table["id_type"].to_pylist(), table["id"].to_pylist(), strict=True)
             for key, pos in zip(keys, positions, strict=True):
@@ -140,7 +155,8 @@ def scan(path: str | os.PathLike[str], fields: Fields = DEFAULT_FIELDS) -> Corpu
                     )
                 seen[key] = (number, pos)
             rows += table.num_rows
-        files.append(InputFile(file, kind, rows))
+            images += table.num_rows - table["image"].null_count
+        files.append(InputFile(file, kind, rows, images))
     corpus = Corpus(root, tuple(files), fields)
     if corpus.count == 0:
         raise InputValueError(f"{root}: no rows to embed")
@@ -175,11 +191,15 @@ def _validated_tables(
 
 
 def _jsonl_tables(path: Path, rows: int) -> Iterator[tuple[pa.Table, list[int]]]:
-    items = read_items(path, "jsonl")  # validates every line, names file:line
+    # Validates every line (image files must exist), names file:line.
+    items = read_items(path, "jsonl", images=True)
     for start in range(0, len(items), rows):
         chunk = items[start : start + rows]
         table = _doc_table(
-            [i.id for i in chunk], [i.text for i in chunk], [_meta(i.metadata) for i in chunk]
+            [i.id for i in chunk],
+            [i.text for i in chunk],
+            [_meta(i.metadata) for i in chunk],
+            [None if i.image is None else str(i.image) for i in chunk],
         )
         yield table, [i.line for i in chunk]
 
@@ -194,7 +214,7 @@ def _parquet_tables(path: Path, fields: Fields, rows: int) -> Iterator[tuple[pa.
         raise InputValueError(f"{path}: no text column {fields.text!r} (columns: {names})")
     if fields.id != Fields.id and fields.id not in names:
         raise InputValueError(f"{path}: no id column {fields.id!r} (columns: {names})")
-    columns = [c for c in (fields.text, fields.id, METADATA_COLUMN) if c in names]
+    columns = [c for c in (fields.text, fields.id, fields.image, METADATA_COLUMN) if c in names]
     first = 0
     for rb in pf.iter_batches(batch_size=rows, columns=list(dict.fromkeys(columns))):
         table = _parquet_docs(rb, fields, path, first)
@@ -204,7 +224,13 @@ def _parquet_tables(path: Path, fields: Fields, rows: int) -> Iterator[tuple[pa.
 
 def _parquet_docs(rb: pa.RecordBatch, fields: Fields, path: Path, first: int) -> pa.Table:
     """One Parquet record batch -> doc table, checking types and nulls (rows are 1-based)."""
-    text = _column(rb, fields.text, path, first, ("string",))
+    if fields.image in rb.schema.names:
+        images = _parquet_images(rb, fields, path, first)
+        has = pa.array([i is not None for i in images])
+        text = _column(rb, fields.text, path, first, ("string",), null_ok=has).fill_null("")
+    else:
+        images = [None] * rb.num_rows
+        text = _column(rb, fields.text, path, first, ("string",))
     if fields.id in rb.schema.names:
         ids = _column(rb, fields.id, path, first, ("string", "integer")).to_pylist()
     else:
@@ -213,10 +239,38 @@ def _parquet_docs(rb: pa.RecordBatch, fields: Fields, path: Path, first: int) ->
         meta = _parquet_meta(rb.column(METADATA_COLUMN), path, first)
     else:
         meta = [None] * rb.num_rows
-    return _doc_table(ids, text.to_pylist(), meta)
+    return _doc_table(ids, text.to_pylist(), meta, images)
 
 
-def _column(rb: pa.RecordBatch, name: str, path: Path, first: int, kinds: tuple[str, ...]) -> Any:
+def _parquet_images(rb: pa.RecordBatch, fields: Fields, path: Path, first: int) -> list[str | None]:
+    """Absolute image paths (None where a row has no image); each file must exist."""
+    col = _column(rb, fields.image, path, first, ("string",), null_ok=pa.array([True] * len(rb)))
+    base = path.resolve().parent
+    out: list[str | None] = []
+    for offset, ref in enumerate(col.to_pylist()):
+        where = f"{path}:row {first + offset + 1}"
+        out.append(None if ref is None else str(_image_file(ref, base, where, fields.image)))
+    return out
+
+
+def _image_file(ref: str, base: Path, where: str, name: str) -> Path:
+    if not ref.strip():
+        raise InputValueError(f"{where}: {name!r} must be a non-empty path")
+    image = base / ref  # an absolute path stays absolute
+    if not image.is_file():
+        raise InputValueError(f"{where}: image file not found: {image}")
+    return image
+
+
+def _column(
+    rb: pa.RecordBatch,
+    name: str,
+    path: Path,
+    first: int,
+    kinds: tuple[str, ...],
+    null_ok: pa.Array | None = None,
+) -> Any:
+    """Column ``name`` checked for type and nulls; ``null_ok`` marks rows that may be null."""
     col = rb.column(name)
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
@@ -226,9 +280,11 @@ def _column(rb: pa.RecordBatch, name: str, path: Path, first: int, kinds: tuple[
         raise InputValueError(
             f"{path}: column {name!r} is {col.type}, expected {' or '.join(kinds)}"
         )
-    if col.null_count:
-        row = first + pc.index(pc.is_null(col), True).as_py() + 1
-        raise InputValueError(f"{path}:row {row}: {name!r} is null")
+    missing = pc.is_null(col) if null_ok is None else pc.and_(pc.is_null(col), pc.invert(null_ok))
+    if col.null_count and pc.any(missing).as_py():
+        row = first + pc.index(missing, True).as_py() + 1
+        also = "" if null_ok is None else " and the row has no image"
+        raise InputValueError(f"{path}:row {row}: {name!r} is null{also}")
     return col
 
 
@@ -261,13 +317,16 @@ def _meta(meta: dict[str, Any] | None) -> str | None:
     return json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) if meta else None
 
 
-def _doc_table(ids: list[Any], texts: list[str], meta: list[str | None]) -> pa.Table:
+def _doc_table(
+    ids: list[Any], texts: list[str], meta: list[str | None], images: list[str | None]
+) -> pa.Table:
     return pa.table(
         {
             "id": pa.array([str(i) for i in ids], pa.string()),
             "id_type": pa.array(["str" if isinstance(i, str) else "int" for i in ids], pa.string()),
             "text": pa.array(texts, pa.string()),
             "metadata": pa.array(meta, pa.string()),
+            "image": pa.array(images, pa.string()),
         },
         schema=DOC_SCHEMA,
     )

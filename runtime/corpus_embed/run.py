@@ -77,15 +77,18 @@ def embed_corpus(
 
     ``engine`` is ``"local"`` (this process, ``num_cpus`` ONNX Runtime threads) or
     ``"ray"`` (``actors`` actors on the cluster at ``ray_address``, or on a local Ray
-    with ``num_cpus`` CPUs). Raises ``InputValueError`` for bad input rows or options
+    with ``num_cpus`` CPUs). Rows may be texts, images or text+image pairs (see
+    :mod:`umr.runtime.corpus_embed.reader`); images need a multimodal bundle. Raises
+    ``InputValueError`` for bad input rows or options (or images for a text-only bundle)
     before anything is written, ``EmbedBatchError`` for a batch that failed all its
     attempts and :class:`CountMismatchError` when output and input disagree; in every
     failure no manifest is written.
     """
     _check_options(engine, batch_size, rows_per_batch, retries, num_cpus, actors)
     bundle_manifest = read_manifest(bundle)
-    model_file = bundle_manifest.variant(variant).file  # unknown variant -> error now
+    chosen = bundle_manifest.variant(variant)  # unknown variant -> error now
     corpus = scan(input, fields)
+    _check_images_embeddable(corpus, bundle_manifest)
     _check_out_not_in_input(Path(out), corpus)
     root = prepare_out_dir(out, force=force)
     config = EmbedConfig(
@@ -109,16 +112,19 @@ def embed_corpus(
         writer.abort()
         raise
     seconds = time.perf_counter() - start
+    image_file = getattr(chosen, "image_file", None)
+    image_graph = {"image_model_sha256": bundle_manifest.files[image_file]} if image_file else {}
     manifest = write_manifest(
         root,
         dim=bundle_manifest.dim,
         count=writer.count,
         bundle=bundle_manifest.name,
-        model_sha256=bundle_manifest.files[model_file],
+        model_sha256=bundle_manifest.files[chosen.file],
         variant=variant,
         files=files,
         input=corpus.describe(),
         engine=engine,
+        **image_graph,
     )
     if retried:
         log.warning("%d rows were embedded only after their batch was retried", retried)
@@ -146,6 +152,19 @@ def _check_options(
             raise InputValueError(f"{name} must be an integer, got {value!r}")
         if value is not None and value < low:
             raise InputValueError(f"{name} must be >= {low}, got {value}")
+
+
+def _check_images_embeddable(corpus: Corpus, manifest: Any) -> None:
+    """Rows with images need a bundle with the image graph; say so before any work."""
+    if not corpus.image_count or getattr(manifest, "image", None) is not None:
+        return
+    first = next(f for f in corpus.files if f.images)
+    modalities = ", ".join(getattr(manifest, "modalities", None) or ("text",))
+    raise InputValueError(
+        f"{corpus.image_count} rows carry an image (the first in {first.path}), but bundle "
+        f"{manifest.name!r} has no image graph (modalities: {modalities}); embed them with "
+        "a multimodal bundle"
+    )
 
 
 def _check_out_not_in_input(out: Path, corpus: Corpus) -> None:

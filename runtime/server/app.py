@@ -58,6 +58,7 @@ def create_app(
             f"the index holds {index.dim}-dim vectors but bundle {embedder.manifest.name!r} "
             f"embeds {embedder.dim}-dim; serve an index built with this bundle"
         )
+    _check_image_limit(embedder, config.limits.max_image_pixels)
     metrics = Metrics()
     counter = token_counter or ApproxTokenCounter(int(embedder.manifest.max_seq_length))
     embedding = EmbeddingService(
@@ -92,6 +93,16 @@ def create_app(
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _check_image_limit(embedder: Any, server_limit: int) -> None:
+    """The embedder must accept every image the server does (it checks pixels again)."""
+    own = getattr(embedder, "max_image_pixels", None)
+    if isinstance(own, int) and own < server_limit:
+        raise ServerError(
+            f"the embedder refuses images over {own} pixels but the server accepts up to "
+            f"{server_limit}; lower --max-image-pixels or raise the embedder's max_image_pixels"
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

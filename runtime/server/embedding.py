@@ -1,12 +1,15 @@
 """The embedding service: checked inputs in, one row per input out, through the batcher.
 
 Each request is split by kind (text, image, text+image) into at most three jobs; jobs
-of many requests with the same kind and instruction share one embedder call.
+of many requests with the same kind and instruction share one embedder call. With an
+instruction, lone images go in as pairs with the empty text (the embedder's
+``embed_image`` takes no instruction; the model reads ``[CLS] image [instr] [SEP]``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -37,6 +40,8 @@ from .tokens import TokenCounter
 EMBED_BATCH_SIZE = 32
 #: Above this many characters, counting tokens moves off the event loop.
 _INLINE_CHARS = 16_384
+#: How the embedder names an image of its call ("image 3: ..."), to rename it as a field.
+_IMAGE_INDEX = re.compile(r"^image (\d+)\b(?: \([^)]*\))?")
 
 
 class EmbeddingService:
@@ -106,6 +111,8 @@ class EmbeddingService:
         plan = plan_inputs(inputs, self.caps, self.limits)
         if plan.image_count:
             await run_in_threadpool(decode_images, plan, self.limits)
+        if instruction is not None and plan.images and self.caps.fused:
+            plan.images_as_pairs()
         text_tokens, fused_tokens = await self._count(plan)
         jobs: list[tuple[str, Any]] = []
         for kind, items, tokens, px in (
@@ -120,7 +127,8 @@ class EmbeddingService:
         out = np.empty((plan.count, self.dim), dtype=np.float32)
         for (kind, _), rows in zip(jobs, results, strict=True):
             if isinstance(rows, BaseException):
-                raise _as_api_error(rows) from rows
+                fields = [inputs[i].image_field for i in plan.positions[kind]]
+                raise _as_api_error(rows, fields) from rows
             out[plan.positions[kind]] = rows
         return out, text_tokens + fused_tokens
 
@@ -150,17 +158,23 @@ class EmbeddingService:
         if kind == TEXT:
             return e.embed_text(items, instruction=instruction, batch_size=EMBED_BATCH_SIZE)
         if kind == IMAGE:
-            return e.embed_image(items)
+            return e.embed_image(items, batch_size=EMBED_BATCH_SIZE)
         texts = [t for t, _ in items]
-        return e.embed_fused(texts, [img for _, img in items], instruction=instruction)
+        images = [img for _, img in items]
+        return e.embed_fused(texts, images, instruction=instruction, batch_size=EMBED_BATCH_SIZE)
 
 
-def _as_api_error(exc: BaseException) -> BaseException:
-    """Typed embedder errors become 4xx; anything else stays a bug (500)."""
+def _as_api_error(exc: BaseException, image_fields: Sequence[str] = ()) -> BaseException:
+    """Typed embedder errors become 4xx; anything else stays a bug (500).
+
+    ``image_fields`` are the request fields of the failed call's images, in call order:
+    the embedder names an image by its place in the call ("image 2"), which the
+    client knows as e.g. ``input[5].image``.
+    """
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, ImageError):
-        return from_umr_error(exc, None)
+        return _image_error(exc, image_fields)
     if isinstance(exc, InputTypeError | InputValueError):
         # The embedder numbers texts within its batch, not the request: name only the
         # instruction, the one field it can be sure of.
@@ -169,3 +183,12 @@ def _as_api_error(exc: BaseException) -> BaseException:
     if isinstance(exc, ServerError):
         return ApiError(503, "shutting_down", str(exc))
     return exc
+
+
+def _image_error(exc: ImageError, image_fields: Sequence[str]) -> ApiError:
+    message = str(exc)
+    found = _IMAGE_INDEX.match(message)
+    if found is None or int(found.group(1)) >= len(image_fields):
+        return from_umr_error(exc, None)
+    field = image_fields[int(found.group(1))]
+    return from_umr_error(ImageError(field + message[found.end() :]), field)

@@ -1,9 +1,14 @@
-"""Decoding ``data:image/...;base64,...`` URLs into RGB PIL images, with limits.
+"""Decoding ``data:image/...;base64,...`` URLs into PIL images, with limits.
 
 Only data URLs are accepted: fetching ``http(s)://`` URLs would let any client make
 the server issue requests (SSRF) and wait on third parties. Checks run cheapest
 first (URL shape, encoded size, header dimensions) so a decompression bomb is refused
 before a single pixel is decoded.
+
+The image is handed on in its own mode (RGBA, P, L, ...), EXIF orientation applied,
+exactly as :func:`umr.images.open_image` hands on a file: the bundle's preprocessing
+(:mod:`umr.images`) composites transparency onto its background, so a data URL and the
+same file on disk give the same vector.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class ImageLimits:
 
 
 def decode_data_url(url: str, limits: ImageLimits, field: str = "image"):  # type: ignore[no-untyped-def]
-    """The RGB ``PIL.Image.Image`` in ``url``, or ``ImageError`` saying what is wrong.
+    """The decoded ``PIL.Image.Image`` in ``url``, or ``ImageError`` saying what is wrong.
 
     ``field`` names the request field in messages (``input[2].image``).
     """
@@ -60,7 +65,7 @@ def _payload(url: str, limits: ImageLimits, field: str) -> bytes:
 
 
 def _open(data: bytes, limits: ImageLimits, field: str):  # type: ignore[no-untyped-def]
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
         # Pillow warns past ~89 M pixels and refuses past ~179 M; the limit here is
@@ -75,7 +80,8 @@ def _open(data: bytes, limits: ImageLimits, field: str):  # type: ignore[no-unty
                 f"the limit is {limits.max_pixels}"
             )
         img.seek(0)  # first frame of an animation
-        return img.convert("RGB")  # decodes; truncated or corrupt data fails here
+        img.load()  # decodes now; truncated or corrupt data fails here, not in a batch
+        return ImageOps.exif_transpose(img)
     except ImageError:
         raise
     except Image.DecompressionBombError:  # Pillow's own cap (~179 M pixels) came first

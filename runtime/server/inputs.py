@@ -40,19 +40,30 @@ class Input:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Which input kinds the embedder can embed."""
+    """Which input kinds the embedder can embed, and what to say when it cannot."""
 
     image: bool
     fused: bool
+    name: str = "?"
+    modalities: tuple[str, ...] = ("text",)
 
     @classmethod
     def of(cls, embedder: Any) -> Capabilities:
-        """Images need 'image' in the bundle's modalities *and* the embedding method."""
-        modalities = tuple(getattr(embedder.manifest, "modalities", ("text",)))
+        """Images need 'image' in the embedder's modalities *and* the embedding method.
+
+        The embedder's own ``modalities`` win over its manifest's: a multimodal bundle
+        served where its image graph cannot run (a TensorRT engine) embeds text only.
+        """
+        declared = getattr(embedder, "modalities", None)
+        if declared is None:
+            declared = getattr(embedder.manifest, "modalities", None)
+        modalities = tuple(declared or ("text",))
         has_images = "image" in modalities
         return cls(
             image=has_images and callable(getattr(embedder, "embed_image", None)),
             fused=has_images and callable(getattr(embedder, "embed_fused", None)),
+            name=str(getattr(embedder.manifest, "name", "?")),
+            modalities=modalities,
         )
 
     def require(self, item: Input) -> None:
@@ -60,11 +71,16 @@ class Capabilities:
         kind = item.kind
         if (kind == IMAGE and not self.image) or (kind == FUSED and not self.fused):
             what = "images" if kind == IMAGE else "text+image pairs"
-            only = "text only" if not self.image and not self.fused else "no " + what
+            if not self.image and not self.fused:
+                why = f"has no image graph (modalities: {', '.join(self.modalities)}); it embeds"
+                why += " text only"
+            else:
+                why = f"cannot embed {what}"
             raise ApiError(
                 400,
                 "unsupported_modality",
-                f"{item.image_field}: this bundle embeds {only}; it cannot embed {what}",
+                f"{item.image_field}: bundle {self.name!r} {why}; {what} need a multimodal "
+                "bundle (exported with the image graph)",
                 item.image_field,
             )
 
@@ -86,6 +102,13 @@ class Plan:
     def image_count(self) -> int:
         """Images still to decode (the caller decides whether to do it off the event loop)."""
         return len(self.image_urls)
+
+    def images_as_pairs(self) -> None:
+        """Embed the lone images as pairs with the empty text: the layout the model was
+        trained on for an image query with an instruction (``[CLS] image [instr] [SEP]``)."""
+        self.fused.extend(("", img) for img in self.images)
+        self.positions[FUSED].extend(self.positions[IMAGE])
+        self.images, self.positions[IMAGE] = [], []
 
 
 def plan_inputs(items: Sequence[Input], caps: Capabilities, limits: Limits) -> Plan:

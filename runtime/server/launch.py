@@ -57,6 +57,8 @@ def build_app(sources: Sources, config: ServerConfig) -> Any:
     from .tokens import BundleTokenCounter
 
     embedder = Embedder.load(sources.bundle, variant=sources.variant, threads=sources.threads)
+    if hasattr(embedder, "max_image_pixels"):  # the server's limit is checked first anyway
+        embedder.max_image_pixels = config.limits.max_image_pixels
     index = open_or_create_index(sources, embedder.dim)
     counter = BundleTokenCounter.for_bundle(sources.bundle, embedder.manifest)
     return create_app(embedder, index, location=sources.index, config=config, token_counter=counter)

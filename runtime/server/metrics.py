@@ -63,6 +63,9 @@ class Metrics:
         self.batch_tokens = Counter(
             "umr_batch_tokens", "Text tokens embedded.", ["kind"], registry=r
         )
+        self.batch_pixels = Counter(
+            "umr_batch_pixels", "Image pixels decoded and embedded.", ["kind"], registry=r
+        )
         self.batch_wait = Histogram(
             "umr_batch_queue_seconds",
             "Time the oldest request part of a batch waited before its model call.",
@@ -87,6 +90,8 @@ class Metrics:
         self.batch_items.labels(kind).observe(stats.items)
         self.batch_requests.labels(kind).observe(stats.jobs)
         self.batch_tokens.labels(kind).inc(stats.tokens)
+        if stats.pixels:
+            self.batch_pixels.labels(kind).inc(stats.pixels)
         self.batch_wait.observe(stats.wait_s)
         self.batch_run.observe(stats.run_s)
         if stats.failed:

@@ -18,7 +18,9 @@ from .schemas import ErrorResponse
 
 #: Errors each kind of endpoint can answer, for the OpenAPI spec.
 _DESCRIPTIONS = {
-    400: "Malformed request: the error names the field.",
+    400: "Malformed request, an image that does not decode or is over the limits "
+    "(invalid_image), or an input kind the bundle cannot embed, such as an image on a "
+    "text-only bundle (unsupported_modality): the error names the field.",
     401: "Missing or wrong bearer token.",
     403: "Writes are disabled: the server has no token.",
     404: "An id to delete is not in the index.",

@@ -41,9 +41,17 @@ _TEXT = "Text to embed (at most the server's max_text_chars characters; the mode
 _TEXT += "to its max_seq_length tokens)."
 _IMAGE = "An image as a base64 data URL, e.g. 'data:image/png;base64,iVBOR...' (PNG, JPEG, "
 _IMAGE += "WEBP, GIF or BMP; bounded by the server's max_image_bytes and max_image_pixels). "
-_IMAGE += "Needs a bundle whose modalities include 'image'."
+_IMAGE += "Needs a bundle whose modalities include 'image' (else 400 unsupported_modality). "
+_IMAGE += "Transparency is composited onto the model's background, as for image files."
 _INSTRUCTION = "Task instruction conditioning the query (e.g. 'Given a question, retrieve "
-_INSTRUCTION += "passages that answer it'); not pooled into the vector. Omit for candidates."
+_INSTRUCTION += "passages that answer it'); not pooled into the vector. Omit for candidates. "
+_INSTRUCTION += "Applies to texts, images and text+image pairs alike (an image with an "
+_INSTRUCTION += "instruction is embedded as a pair with the empty text)."
+#: A 2x2 red PNG: the examples in the spec are requests the server answers with 200.
+EXAMPLE_IMAGE = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAFElEQVR42mO8o6Hxn4"
+    "GBgYGJAQoAIZwCL4LkSsUAAAAASUVORK5CYII="
+)
 
 
 class _Model(BaseModel):
@@ -96,7 +104,19 @@ class EmbeddingRequest(_Model):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"input": ["how do I catch an exception"]}]},
+        json_schema_extra={
+            "examples": [
+                {"input": ["how do I catch an exception"]},
+                {
+                    "input": [
+                        "a red square",
+                        {"image": EXAMPLE_IMAGE},
+                        {"text": "the same, in blue", "image": EXAMPLE_IMAGE},
+                    ],
+                    "instruction": "Find this image changed as the text describes.",
+                },
+            ]
+        },
     )
     input: StrictStr | Annotated[list[StrictStr | InputItem], Field(min_length=1)] = Field(
         description="A string, or a non-empty list of strings and/or {text, image} items "

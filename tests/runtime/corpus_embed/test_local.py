@@ -84,7 +84,7 @@ def test_cli_help_lists_every_option(capsys) -> None:  # type: ignore[no-untyped
     text = capsys.readouterr().out
     for option in (
         "--bundle", "--variant", "--batch-size", "--engine", "--ray-address", "--num-cpus",
-        "--actors", "--force", "--no-progress", "--text-field", "--id-field",
+        "--actors", "--force", "--no-progress", "--text-field", "--id-field", "--image-field",
     ):  # fmt: skip
         assert option in text
 

@@ -92,3 +92,30 @@ def test_ray_restarts_a_crashed_actor(tiny_bundle, corpus_dir, tmp_path, monkeyp
     ids, _, _ = read_all(tmp_path / "ray")
     assert len(set(ids)) == 370
     assert ray.data.DataContext.get_current().execution_options.preserve_order is False
+
+
+def test_ray_embeds_images_like_the_local_engine(mm_bundle, tmp_path, make_jsonl) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    root = tmp_path / "in"
+    (root / "img").mkdir(parents=True)
+    rows = []
+    for i in range(40):
+        Image.new("RGBA", (6 + i % 5, 9), (i * 6, 90, 200 - i * 4, 255)).save(root / f"img/{i}.png")
+        row = {"id": i, "image": f"img/{i}.png"}
+        rows.append({**row, "text": "a text"} if i % 2 else row)
+    rows.append({"id": "t", "text": "only text"})
+    corpus = make_jsonl(root / "d.jsonl", rows)
+
+    def go(engine: str):  # type: ignore[no-untyped-def]
+        return embed_corpus(
+            corpus, tmp_path / engine, bundle=mm_bundle.path, engine=engine, rows_per_batch=16,
+            progress=False, **({"actors": 2} if engine == "ray" else {}),
+        )  # fmt: skip
+
+    assert go("local").count == go("ray").count == 41
+    l_ids, l_vecs, _ = read_all(tmp_path / "local")
+    r_ids, r_vecs, _ = read_all(tmp_path / "ray")
+    assert r_ids == l_ids
+    np.testing.assert_allclose(r_vecs, l_vecs, atol=1e-5)
+    assert read_vectors_info(tmp_path / "ray")["input"]["image_rows"] == 40

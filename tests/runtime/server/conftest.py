@@ -23,6 +23,7 @@ from umr.runtime.server.app import create_app
 from umr.runtime.server.config import BatchConfig, Limits, ServerConfig
 
 from umr.errors import InputValueError
+from umr.images import ImagePreprocess, preprocess
 
 DIM = 8
 TOKEN = "test-token"
@@ -36,18 +37,25 @@ def unit_vector(*key: Any) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
-def image_key(img: Any) -> tuple:
-    """What identifies a decoded test image: size and first pixel."""
-    return (img.size, img.getpixel((0, 0)))
+#: The fake's preprocessing: the runtime's own (umr.images), at a small size.
+FAKE_PRE = ImagePreprocess(size=8)
+
+
+def image_key(img: Any) -> str:
+    """What identifies an image: its model input after the shared preprocessing, so
+    a data URL and the image it was made from have the same key."""
+    return hashlib.sha256(preprocess([img], FAKE_PRE).tobytes()).hexdigest()[:16]
 
 
 class FakeEmbedder:
     """Deterministic embedder; ``"boom"`` as a text raises InputValueError like a bad input.
 
-    ``calls`` records ``(kind, n_inputs)`` per call, for batching tests.
+    Images go through :func:`umr.images.preprocess` like in the real Embedder (so its
+    errors and modes are exercised); ``calls`` records ``(kind, n_inputs)`` per call,
+    for batching tests.
     """
 
-    def __init__(self, modalities: tuple[str, ...] = ("text", "image")) -> None:
+    def __init__(self, modalities: tuple[str, ...] = ("text", "image", "text+image")) -> None:
         self.dim = DIM
         self.manifest = types.SimpleNamespace(
             name="fake-model", modalities=modalities, max_seq_length=32
@@ -65,11 +73,11 @@ class FakeEmbedder:
             raise InputValueError(f"texts[{texts.index('boom')}]: boom")
         return np.stack([unit_vector("t", instruction, t) for t in texts])
 
-    def embed_image(self, images):  # type: ignore[no-untyped-def]
+    def embed_image(self, images, *, batch_size=32):  # type: ignore[no-untyped-def]
         self._record("image", len(images))
         return np.stack([unit_vector("i", image_key(img)) for img in images])
 
-    def embed_fused(self, texts, images, *, instruction=None):  # type: ignore[no-untyped-def]
+    def embed_fused(self, texts, images, *, instruction=None, batch_size=32):  # type: ignore[no-untyped-def]
         self._record("fused", len(texts))
         pairs = zip(texts, images, strict=True)
         return np.stack([unit_vector("f", instruction, t, image_key(i)) for t, i in pairs])

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from umr.runtime.server.schemas import EmbeddingResponse, ErrorResponse
 
+from umr.errors import ImageError
+
 
 def vectors_of(body: dict) -> np.ndarray:
     return np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
@@ -54,16 +56,43 @@ def test_mixed_text_image_and_pairs_in_input_order(client, kit) -> None:
     blue_key = kit.image_key(Image.new("RGB", (5, 5), (0, 0, 255)))
     want = [
         kit.unit_vector("t", "q", "plain"),
-        kit.unit_vector("i", red_key),
+        kit.unit_vector("f", "q", "", red_key),  # with an instruction: a pair with ""
         kit.unit_vector("f", "q", "caption", blue_key),
         kit.unit_vector("t", "q", "only"),
     ]
     np.testing.assert_allclose(got, np.stack(want))
 
 
+def test_images_without_instruction_use_embed_image(client, kit) -> None:
+    from PIL import Image
+
+    r = client.post("/v1/embeddings", json={"input": [{"image": kit.png_data_url()}]})
+    key = kit.image_key(Image.new("RGB", (4, 3), (200, 10, 10)))
+    np.testing.assert_allclose(vectors_of(r.json())[0], kit.unit_vector("i", key))
+    assert r.json()["usage"]["prompt_tokens"] == 0
+
+
+def test_embedder_image_errors_name_the_request_field(make_client, kit) -> None:
+    # The embedder numbers images within its call; the client must see its own field.
+    class Picky(kit.FakeEmbedder):
+        def embed_image(self, images, *, batch_size=32):  # type: ignore[no-untyped-def]
+            for i, img in enumerate(images):
+                if img.size == (7, 7):
+                    raise ImageError(f"image {i} (bytes): 7x7 is cursed")
+            return super().embed_image(images, batch_size=batch_size)
+
+    client = make_client(Picky())
+    inputs = ["t", {"image": kit.png_data_url()}, "u", {"image": kit.png_data_url(7, 7)}]
+    r = client.post("/v1/embeddings", json={"input": inputs})
+    assert r.status_code == 400, r.text
+    err = ErrorResponse.model_validate(r.json()).error
+    assert err.type == "invalid_image" and err.field == "input[3].image"
+    assert err.message == "input[3].image: 7x7 is cursed"
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
-    [({"image": "IMG"}, "embeds text only"), ({"text": "t", "image": "IMG"}, "embeds text only")],
+    [({"image": "IMG"}, "no image graph"), ({"text": "t", "image": "IMG"}, "embeds text only")],
 )
 def test_text_only_bundle_refuses_images_naming_the_field(make_client, kit, item, message) -> None:
     client = make_client(kit.TextOnlyEmbedder())
@@ -117,3 +146,17 @@ def test_embedder_input_error_is_a_400(client) -> None:
 
 def test_user_field_is_accepted_and_ignored(client) -> None:
     assert client.post("/v1/embeddings", json={"input": "a", "user": "u1"}).status_code == 200
+
+
+def test_the_specs_examples_are_answered(client, make_client, kit) -> None:
+    spec = client.get("/openapi.json").json()
+    examples = spec["components"]["schemas"]["EmbeddingRequest"]["examples"]
+    assert any("image" in str(e) for e in examples)
+    text_only = make_client(kit.TextOnlyEmbedder())
+    for example in examples:
+        assert client.post("/v1/embeddings", json=example).status_code == 200
+        r = text_only.post("/v1/embeddings", json=example)
+        with_image = "image" in str(example)
+        assert r.status_code == (400 if with_image else 200)
+        if with_image:
+            assert r.json()["error"]["type"] == "unsupported_modality"

@@ -1,8 +1,10 @@
 """Property-based fuzzing: no input produces a 5xx, and every answer matches the spec.
 
 Two generators: hypothesis with arbitrary and endpoint-shaped JSON (including image data
-URLs holding random or truncated bytes), and schemathesis driven by the OpenAPI spec
-(positive and negative cases, response-schema and status-code conformance, auth).
+URLs holding random or truncated bytes and real images of every accepted format and
+mode, on a multimodal and on a text-only embedder), and schemathesis driven by the
+OpenAPI spec (positive and negative cases, the spec's examples, which carry images,
+response-schema and status-code conformance, auth).
 """
 
 from __future__ import annotations
@@ -47,14 +49,52 @@ def _png(size: tuple[int, int]) -> bytes:
 
 
 _VALID_PNG = _png((3, 3))
+_MODES = ("RGB", "RGBA", "L", "LA", "P", "1", "I", "CMYK")
+_SAVES = {"PNG": _MODES[:6], "GIF": ("P", "L"), "JPEG": ("RGB", "L", "CMYK"), "BMP": ("RGB", "L")}
+_SAVES["WEBP"] = ("RGB", "RGBA")
+
+
+@st.composite
+def encoded_images(draw) -> bytes:  # type: ignore[no-untyped-def]
+    """A real image: any listed format and mode, 1..90 px a side (the fuzz limit is
+    4096 pixels, so some are over it), sometimes animated or EXIF-rotated."""
+    from PIL import Image
+
+    fmt = draw(st.sampled_from(sorted(_SAVES)))
+    mode = draw(st.sampled_from(_SAVES[fmt]))
+    size = (draw(st.integers(1, 90)), draw(st.integers(1, 90)))
+    colour = draw(st.integers(0, 255))
+    img = Image.new("RGBA", size, (colour, 255 - colour, 7, draw(st.sampled_from([0, 128, 255]))))
+    img = img.convert(mode)
+    buf = io.BytesIO()
+    options: dict = {}
+    if fmt == "GIF" and draw(st.booleans()):
+        options = {"save_all": True, "append_images": [img.copy()], "duration": 10}
+    if fmt == "JPEG" and draw(st.booleans()):
+        exif = Image.Exif()
+        exif[0x0112] = draw(st.integers(0, 9))  # orientation, including invalid values
+        options = {"exif": exif.tobytes()}
+    img.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
 _image_bytes = st.one_of(
     st.just(_VALID_PNG),
+    encoded_images(),
     st.binary(max_size=64),
     st.integers(1, len(_VALID_PNG) - 1).map(lambda n: _VALID_PNG[:n]),  # truncated
     st.sampled_from([_png((100, 100)), b"GIF89a" + bytes(20), b"BM" + bytes(30)]),
 )
+_prefixes = st.sampled_from(
+    [
+        "data:image/png;base64,",
+        "data:image/jpeg;base64,",
+        "data:;base64,",
+        "data:image/x;a=b;base64,",
+    ]
+)
 images = st.one_of(
-    _image_bytes.map(lambda b: "data:image/png;base64," + base64.b64encode(b).decode()),
+    st.tuples(_prefixes, _image_bytes).map(lambda p: p[0] + base64.b64encode(p[1]).decode()),
     st.text(max_size=30),
     st.sampled_from(
         ["data:image/png;base64,", "http://x/y.png", "data:,", "data:image/png;base64,="]
@@ -107,28 +147,36 @@ bodies = {
 }
 
 
-@pytest.fixture(scope="module")
-def fuzz_client(tmp_path_factory):  # type: ignore[no-untyped-def]
+def _client(location: Path, *, text_only: bool = False):  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():  # Starlette 1.x asks for the httpx2 fork
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    app = build_app(tmp_path_factory.mktemp("fuzz"), host="127.0.0.1")
-    client = TestClient(app)
-    with client:
+    return TestClient(build_app(location, host="127.0.0.1", text_only=text_only))
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(tmp_path_factory):  # type: ignore[no-untyped-def]
+    with _client(tmp_path_factory.mktemp("fuzz")) as client:
         yield client
 
 
-def build_app(location: Path | None, host: str):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def text_only_client(tmp_path_factory):  # type: ignore[no-untyped-def]
+    with _client(tmp_path_factory.mktemp("fuzz-text"), text_only=True) as client:
+        yield client
+
+
+def build_app(location: Path | None, host: str, text_only: bool = False):  # type: ignore[no-untyped-def]
     from umr.runtime.server import app as app_module
 
-    fake = _fake_embedder()
+    fake = _fake_embedder(text_only)
     config = ServerConfig(host=host, token=TOKEN, limits=LIMITS)
     return app_module.create_app(fake, ExactIndex.create(8), location=location, config=config)
 
 
-def _fake_embedder():  # type: ignore[no-untyped-def]
-    # The conftest fake, rebuilt here because module-scoped fixtures cannot use ``kit``.
+def _fake_embedder(text_only: bool = False):  # type: ignore[no-untyped-def]
+    # The conftest fakes, rebuilt here because module-scoped fixtures cannot use ``kit``.
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -136,7 +184,7 @@ def _fake_embedder():  # type: ignore[no-untyped-def]
     )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.FakeEmbedder()
+    return module.TextOnlyEmbedder() if text_only else module.FakeEmbedder()
 
 
 def send(client, method: str, path: str, body: object):  # type: ignore[no-untyped-def]
@@ -166,6 +214,47 @@ def test_shaped_json_never_breaks_the_server(fuzz_client, data) -> None:
     r = send(fuzz_client, method, path, body)
     assert r.status_code != 503, r.text  # nothing here should overload or fail to save
     check_answer(method, path, r)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_text_only_bundle_answers_every_image_with_a_4xx(text_only_client, data) -> None:
+    path = data.draw(st.sampled_from(sorted(bodies)))
+    body = data.draw(bodies[path])
+    r = send(text_only_client, "POST", path, body)
+    assert r.status_code != 503, r.text
+    check_answer("POST", path, r)
+    if r.status_code == 400 and r.json()["error"]["type"] == "unsupported_modality":
+        assert r.json()["error"]["field"].endswith("image")
+        assert "no image graph" in r.json()["error"]["message"]
+
+
+def _within_limits(payload: bytes) -> bool:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(payload)) as img:
+        return img.width * img.height <= LIMITS.max_image_pixels
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    payloads=st.lists(encoded_images(), min_size=1, max_size=4),
+    caption=st.one_of(st.none(), st.text(max_size=20).filter(lambda t: "\ud800" not in t)),
+    instruction=st.one_of(st.none(), st.just("Find it.")),
+)
+def test_every_real_image_within_limits_embeds(fuzz_client, payloads, caption, instruction) -> None:
+    items = []
+    for p in payloads:
+        item = {"image": "data:image/png;base64," + base64.b64encode(p).decode()}
+        items.append(item if caption is None else {**item, "text": caption})
+    body = {"input": items} if instruction is None else {"input": items, "instruction": instruction}
+    r = send(fuzz_client, "POST", "/v1/embeddings", body)
+    check_answer("POST", "/v1/embeddings", r)
+    if all(_within_limits(p) for p in payloads):
+        assert r.status_code == 200, r.text
+        assert len(r.json()["data"]) == len(items)
+    else:
+        assert r.status_code == 400 and "pixels" in r.json()["error"]["message"]
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

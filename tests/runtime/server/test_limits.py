@@ -86,3 +86,43 @@ def test_limits_must_be_positive_ints(bad) -> None:
 
     with pytest.raises(ServerError, match="max_items"):
         Limits(max_items=bad)
+
+
+def test_image_batches_stay_within_the_pixel_budget(make_client, kit) -> None:
+    # The first call is held until the other single-image requests queue up; they must
+    # then share calls, of at most two 10x10 images (the 200-pixel budget).
+    import threading
+    import time
+
+    release = threading.Event()
+
+    class Held(kit.FakeEmbedder):
+        pixels: list[int] = []  # noqa: RUF012 - one list per test, read below
+
+        def embed_image(self, images, *, batch_size=32):  # type: ignore[no-untyped-def]
+            if not self.pixels:
+                assert release.wait(10)
+            self.pixels.append(sum(img.width * img.height for img in images))
+            return super().embed_image(images, batch_size=batch_size)
+
+    embedder = Held()
+    client = make_client(embedder, batching={"max_pixels": 200, "workers": 1, "max_wait_ms": 50})
+    body = {"input": [{"image": kit.png_data_url(10, 10)}]}
+    codes: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: codes.append(client.post("/v1/embeddings", json=body).status_code)
+        )
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    service = client.app.state.services.embedding
+    deadline = time.monotonic() + 10
+    while service.queued_items < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert codes == [200] * 6
+    assert sum(embedder.pixels) == 600 and max(embedder.pixels) == 200

@@ -1,4 +1,4 @@
-"""`umr eval` of an exported bundle beside its checkpoint (a tiny model, trained and exported here)."""
+"""`umr eval` of a bundle beside its checkpoint (a tiny model, trained and exported here)."""
 
 from __future__ import annotations
 
