@@ -6,6 +6,8 @@ text export, :mod:`umr.export.onnx_graph`, with a ``pool_mask`` input so instruc
 are attended to but not pooled) and the fused graph (``multimodal.onnx``: early fusion,
 :mod:`umr.export.fused_graph`). Pooling + L2 are in both graphs. Every variant is checked
 per input kind against the PyTorch model; ``umr.json`` records the image preprocessing.
+With ``tensorrt``, the fp16 variant also gets a TensorRT engine of each graph, built and
+checked on this machine's GPU (:mod:`umr.export.multimodal_engines`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def export_multimodal(
     variants: Sequence[str] = DEFAULT_VARIANTS,
     int8_gate: float = 0.99,
     fp16_gate: float = 0.999,
+    tensorrt: bool = False,
     parity_data: str | os.PathLike[str] | None = "auto",
     backbone_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
@@ -56,7 +59,10 @@ def export_multimodal(
     fp32 must reach a min cosine of 0.9999 against the PyTorch model (fp32, eval mode) on
     each of text, image and text+image items, else :class:`~umr.errors.ParityError`.
     int8 and fp16 must reach ``int8_gate``/``fp16_gate`` against fp32 on every kind, else
-    they are left out with a warning. ``parity_data`` is a records dataset directory
+    they are left out with a warning. ``tensorrt`` adds the fp16 variant (if not asked
+    for) and TensorRT engines of both its graphs, each checked on this GPU against the fp32
+    graphs with ``fp16_gate`` (``ProviderUnavailableError`` before anything is loaded if
+    this machine cannot build engines). ``parity_data`` is a records dataset directory
     (its ``test.jsonl`` and images) to draw real items from; ``"auto"`` uses
     ``artifacts/data/emoji`` when present, ``None`` synthetic images and built-in texts.
     The bundle is built beside ``out_dir`` and renamed into place only when complete.
@@ -65,10 +71,15 @@ def export_multimodal(
     from umr.export.multimodal_items import default_data_dir
 
     out = Path(out_dir)
-    wanted = _check_variants(variants)
+    wanted = _check_variants((*variants, "fp16") if tensorrt else variants)
     check_target(out, overwrite)
+    if tensorrt:
+        from umr.export.tensorrt_engine import require_engine_build
+
+        require_engine_build()  # fail before minutes of export, not after
     data = default_data_dir() if parity_data == "auto" else parity_data
-    steps = Steps(total=5 + ("int8" in wanted) + ("fp16" in wanted), enabled=progress)
+    n_steps = 5 + ("int8" in wanted) + ("fp16" in wanted) + tensorrt
+    steps = Steps(total=n_steps, enabled=progress)
     with tempfile.TemporaryDirectory(prefix="umr-export-") as tmp, staging_dir(out) as stage:
         work = Path(tmp)
         steps(f"load checkpoint {checkpoint} and merge LoRA")
@@ -81,6 +92,8 @@ def export_multimodal(
         for name, gate in (("int8", int8_gate), ("fp16", fp16_gate)):
             if name in wanted:
                 variant = _extra_variant(name, run, gate, steps)
+                if name == "fp16" and tensorrt:
+                    variant = _engines(ckpt, run, variant, text_inputs, gate, steps)
                 if variant is not None:
                     built[name] = variant
         if "fp32" not in wanted:
@@ -202,6 +215,30 @@ def _extra_variant(name: str, run: VariantRun, gate: float, steps: Steps) -> Var
     return variant
 
 
+def _engines(
+    ckpt: MergedCheckpoint,
+    run: VariantRun,
+    fp16: Variant | None,
+    text_inputs: tuple[str, ...],
+    gate: float,
+    steps: Steps,
+) -> Variant:
+    """``fp16`` with TensorRT engines of its text and fused graphs for this GPU."""
+    from umr.export.fused_graph import OUTPUT_NAME, graph_input_dims
+    from umr.export.multimodal_engines import add_engines
+    from umr.export.multimodal_variants import FUSED_GRAPHS, TEXT_GRAPHS
+    from umr.runtime.trt_profile import build_profile, image_profile
+
+    steps(f"build TensorRT engines of both fp16 graphs on this GPU, check vs fp32 (gate {gate})")
+    length = ckpt.max_seq_length
+    dims = graph_input_dims(run.stage / TEXT_GRAPHS["fp16"])
+    profiles = {
+        "text": build_profile(text_inputs, dims, length),
+        "fused": image_profile(_image_input(ckpt, run.stage / FUSED_GRAPHS["fp16"]), length),
+    }
+    return add_engines(run, fp16, profiles, OUTPUT_NAME, gate)
+
+
 def _check_plain(*paths: Path) -> None:
     """Refuse graphs with ops outside plain ONNX (+ umr's pooling function): TensorRT and
     every execution provider must be able to run the bundle."""
@@ -222,18 +259,13 @@ def _manifest(
     stage: Path,
     data: str | os.PathLike[str] | None,
 ) -> BundleManifest:
-    from umr.export.fused_graph import INPUTS, OUTPUT_NAME, graph_input_dims
+    from umr.export.fused_graph import OUTPUT_NAME, graph_input_dims
     from umr.export.multimodal_items import KINDS
     from umr.export.tokenizer_files import TOKENIZER_FILE
 
     any_variant = next(iter(built.values()))
     cfg = ckpt.model.cfg
-    image = ImageInput(
-        preprocess=cfg.image,
-        inputs=INPUTS,
-        image_tokens=cfg.vision.image_tokens,
-        input_dims=graph_input_dims(stage / str(any_variant.image_file)),
-    )
+    image = _image_input(ckpt, stage / str(any_variant.image_file))
     source = ckpt.source_info()
     source["parity_items"] = "synthetic" if data is None else str(data)
     source["versions"] = _versions()
@@ -253,6 +285,19 @@ def _manifest(
         created_by=f"umr {umr.__version__}",
         input_dims=graph_input_dims(stage / any_variant.file),
         image=image,
+    )
+
+
+def _image_input(ckpt: MergedCheckpoint, fused_graph: Path) -> ImageInput:
+    """The manifest's ``image``: preprocessing, and the fused graph's inputs and dims."""
+    from umr.export.fused_graph import INPUTS, graph_input_dims
+
+    cfg = ckpt.model.cfg
+    return ImageInput(
+        preprocess=cfg.image,
+        inputs=INPUTS,
+        image_tokens=cfg.vision.image_tokens,
+        input_dims=graph_input_dims(fused_graph),
     )
 
 

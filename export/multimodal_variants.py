@@ -35,7 +35,8 @@ FUSED_GRAPHS = {
     "int8": "multimodal.int8.onnx",
     "fp16": "multimodal.fp16.onnx",
 }
-_KINDS_OF = {"text": ("text",), "fused": ("image", "text+image")}
+#: The input kinds each graph embeds (its parity items).
+KINDS_OF = {"text": ("text",), "fused": ("image", "text+image")}
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class VariantRun:
     def score(self, which: str, path: Path) -> float:
         """Min cosine vs fp32 of graph ``path`` (a ``which`` graph) over its kinds."""
         session = onnx_session(path)
-        vectors = {k: onnx_embed(session, self.feeder, self.items[k]) for k in _KINDS_OF[which]}
+        vectors = {k: onnx_embed(session, self.feeder, self.items[k]) for k in KINDS_OF[which]}
         return min(float(compare(v, self.fp32[k]).cosines.min()) for k, v in vectors.items())
 
     def kept(
@@ -96,7 +97,7 @@ def _quantize_graph(run: VariantRun, which: str, gate: float) -> dict[str, Any]:
 
     src, out = run.graph(which, "fp32"), run.graph(which, "int8")
     smoothed = run.work / f"{which}.smoothed.onnx"
-    calib = [s for k in _KINDS_OF[which] for s in run.calibration[k]]
+    calib = [s for k in KINDS_OF[which] for s in run.calibration[k]]
     names = _input_names(src)
 
     def feeds_of(sides: Sequence[Side]) -> Any:

@@ -11,20 +11,24 @@ parser version reads. The optimization profile comes from the manifest
 TensorRT version, so a rebuild re-times nothing it has timed before.
 
 Nothing of TensorRT can be built or even parsed without a CUDA device, so
-:func:`require_engine_build` runs first and says what is missing.
+:func:`require_engine_build` runs first and says what is missing. A multimodal bundle's
+fp16 variant gets an engine of each of its two graphs the same way
+(:mod:`umr.export.multimodal_engines`, with :func:`checked_engine` and :func:`with_engine`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from umr.runtime.gpu_env import GPU_EXTRA, GpuInfo, describe_installed, gpu_info, importable
 from umr.runtime.onnx_domains import require_plain_onnx
-from umr.runtime.trt_engine import ENGINES_KEY, EngineRecord, TrtEngineRunner
+from umr.runtime.trt_engine import ENGINES_KEY, FUSED_KEY, EngineRecord, TrtEngineRunner
 from umr.runtime.trt_profile import ShapeProfile, default_cache_root
 
 from umr.atomic import atomic_write_bytes
@@ -125,32 +129,62 @@ def add_engine(
     from umr.export.parity import feed_batches
 
     gpu = require_engine_build()
-    path = stage / engine_file_name(fp16.file, gpu)
-    record = build_engine(stage / fp16.file, path, profile, gpu)
     inputs = [name for name, *_ in profile.shapes]
     feeds = list(feed_batches(tokenizer_path, texts, inputs, batch_size=profile.max_batch))
-    cos = check_engine(path, inputs, output, feeds, fp32_emb)
+    entry, cos = checked_engine(stage, fp16.file, profile, output, feeds, fp32_emb, gate, gpu)
+    entry["parity"] = engine_parity(cos, gate)
+    return with_engine(fp16, entry)
+
+
+def checked_engine(
+    stage: Path,
+    onnx_file: str,
+    profile: ShapeProfile,
+    output: str,
+    feeds: Sequence[dict[str, np.ndarray]],
+    expected: np.ndarray,
+    gate: float,
+    gpu: GpuInfo,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Build the engine of ``stage / onnx_file`` for ``profile`` and run ``feeds`` through
+    it: its manifest entry (no parity yet) and its per-row cosines to ``expected`` (fp32).
+    Under ``gate`` the engine is deleted and ``ExportError`` says by how much."""
+    path = stage / engine_file_name(onnx_file, gpu)
+    record = build_engine(stage / onnx_file, path, profile, gpu)
+    inputs = [name for name, *_ in profile.shapes]
+    cos = check_engine(path, inputs, output, feeds, expected)
     if not np.isfinite(cos).all() or cos.min() < gate:
         path.unlink()
         raise ExportError(
-            f"TensorRT engine on {gpu.name}: min cosine vs fp32 {np.nanmin(cos):.6f} < gate "
-            f"{gate} over {len(texts)} texts"
+            f"TensorRT engine of {onnx_file} on {gpu.name}: min cosine vs fp32 "
+            f"{np.nanmin(cos):.6f} < gate {gate} over {len(cos)} items"
         )
-    entry = {
-        **record.to_json(),
-        "onnx": fp16.file,
-        "strongly_typed": True,
-        "parity": {
-            "reference": "fp32",
-            "n_texts": len(texts),
-            "min_cosine": round(float(cos.min()), 6),
-            "mean_cosine": round(float(cos.mean()), 6),
-            "gate": gate,
-        },
+    return {**record.to_json(), "onnx": onnx_file, "strongly_typed": True}, cos
+
+
+def engine_parity(cos: np.ndarray, gate: float, reference: str = "fp32") -> dict[str, Any]:
+    """The ``parity`` of an engine entry: its cosines to the fp32 graph's vectors."""
+    return {
+        "reference": reference,
+        "n_texts": len(cos),
+        "min_cosine": round(float(cos.min()), 6),
+        "mean_cosine": round(float(cos.mean()), 6),
+        "gate": gate,
     }
-    engines = [*fp16.details.get(ENGINES_KEY, []), entry]
-    details = {**fp16.details, ENGINES_KEY: engines}
-    return Variant(fp16.name, fp16.file, fp16.dtype, fp16.parity, details)
+
+
+def with_engine(variant: Variant, entry: dict[str, Any], *, fused: bool = False) -> Variant:
+    """``variant`` with ``entry`` appended to its engines, or to its fused graph's
+    (``details["fused_graph"]["tensorrt_engines"]``) when ``fused``."""
+    if not fused:
+        return dataclasses.replace(variant, details=_appended(variant.details, entry))
+    own = variant.details.get(FUSED_KEY)
+    graph = _appended(own if isinstance(own, Mapping) else {}, entry)
+    return dataclasses.replace(variant, details={**variant.details, FUSED_KEY: graph})
+
+
+def _appended(details: Mapping[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    return {**details, ENGINES_KEY: [*details.get(ENGINES_KEY, []), entry]}
 
 
 def check_engine(

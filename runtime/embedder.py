@@ -118,9 +118,10 @@ class Embedder:
         ``"tensorrt-engine"`` (the variant's serialized TensorRT engine for this GPU, run
         without ONNX Runtime) or ``"auto"`` (the best of those available, logged);
         ``threads`` defaults to the cores this process may use. A multimodal bundle's
-        fused graph is opened too, on the provider the text graph runs on (TensorRT
-        engines cover the text graph only: with ``"tensorrt-engine"`` images are refused,
-        with ``"auto"`` the fused graph takes the best ONNX Runtime provider).
+        fused graph is opened too, on the provider the text graph runs on; with
+        ``"tensorrt-engine"`` it runs the fused graph's own engine (built by ``umr export
+        --checkpoint ... --tensorrt``), and where the bundle has none for this GPU texts
+        still embed and images are refused saying why.
 
         Raises ``BundleError``/``ManifestError`` for a bad bundle, ``ChecksumError``
         naming a tampered or missing file, ``UnknownVariantError`` listing the

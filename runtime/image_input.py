@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from umr.runtime.backend import Backend, open_backend, plan_backend
+from umr.runtime.backend import Backend, Plan, open_backend, plan_backend
 from umr.runtime.providers import ENGINE
 from umr.runtime.text_input import Batch, TextTokenizer
-from umr.runtime.trt_engine import ENGINES_KEY
+from umr.runtime.trt_engine import ENGINES_KEY, FUSED_KEY, engine_records
 
 from umr.bundle import BundleManifest, Variant
-from umr.errors import BundleError, ImageError, InputTypeError
+from umr.errors import BundleError, ImageError, InputTypeError, ProviderUnavailableError
 from umr.images import ImagePreprocess, open_image, to_model_input
 
 #: Images decoded per worker task: enough to amortise the hand-off, small enough to spread.
@@ -167,25 +167,28 @@ def open_image_graph(
 
     A text bundle gives ``(None, None)``. The graph is planned like the text graph
     (:func:`umr.runtime.backend.plan_backend`) with the fused graph's inputs and dims, so
-    TensorRT gets its own shape profile and cache. Serialized TensorRT engines cover the
-    text graph only: when ``"tensorrt-engine"`` was ``requested`` the result is ``(None,
-    why)`` and images are refused; when ``"auto"`` chose an engine, the fused graph
-    takes the best ONNX Runtime provider.
+    TensorRT gets its own shape profile and cache, and ``"tensorrt-engine"`` runs the
+    fused graph's own engine. When ``"tensorrt-engine"`` was ``requested`` and no engine
+    of the fused graph fits (none built, or built for another GPU or TensorRT), the
+    result is ``(None, why)``: texts still embed, images are refused saying why. When
+    ``"auto"`` chose an engine for the text graph, the fused graph takes its engine if
+    one fits, else the best ONNX Runtime provider.
     """
     spec, var = manifest.image, manifest.variant(variant)
     if spec is None:
         return None, None
     if not var.image_file:
         raise BundleError(f"{root}: multimodal bundle, but variant {variant!r} has no image_file")
-    if requested == ENGINE:
-        return None, (
-            f"provider {ENGINE!r}: TensorRT engines cover the text graph only; load the "
-            "bundle with provider='tensorrt' or 'cuda' to embed images"
-        )
     fused = fused_manifest(manifest, variant)
-    provider = "auto" if text.provider == ENGINE else text.provider
-    backend = open_backend(plan_backend(root, fused, variant, provider), fused, threads)
-    if backend.is_ort:
+    if requested == ENGINE:
+        plan, why = _engine_plan(root, fused, variant)
+        if plan is None:
+            return None, why
+    else:
+        provider = "auto" if text.provider == ENGINE else text.provider
+        plan = plan_backend(root, fused, variant, provider)
+    backend = open_backend(plan, fused, threads)
+    if backend.is_ort:  # an engine checks its own tensors against the manifest
         check_signature(backend.session, fused, root / var.image_file)
     text_inputs = [n for n in spec.inputs if n != spec.pixel_input]
     tokenizer = TextTokenizer.from_file(
@@ -195,19 +198,36 @@ def open_image_graph(
     return ImageGraph(spec.preprocess, tokenizer, pixel, tokens, backend, fused_var), None
 
 
+def _engine_plan(root: Path, fused: BundleManifest, variant: str) -> tuple[Plan | None, str]:
+    """The fused graph's engine for this GPU, or None and why images cannot run."""
+    if not engine_records(fused.variant(variant)):
+        return None, (
+            f"provider {ENGINE!r}: the TensorRT engines of variant {variant!r} cover the text "
+            "graph only (the bundle has no engine of its fused text+image graph); rebuild "
+            "it with `umr export --checkpoint ... --tensorrt`, or load the bundle with "
+            "provider='tensorrt' or 'cuda' to embed images"
+        )
+    try:
+        return plan_backend(root, fused, variant, ENGINE), ""
+    except ProviderUnavailableError as exc:
+        return None, f"the fused text+image graph: {exc}"
+
+
 def fused_manifest(manifest: BundleManifest, variant: str) -> BundleManifest:
     """``manifest`` as seen by the fused graph of ``variant``: its inputs and dims, its
-    file as the variant's only graph, and no TensorRT engines (built from the text graph).
+    file as the variant's only graph.
 
-    The exporter may describe the fused graph apart (``details["fused_graph"]``: its
-    quantization, batch invariance); otherwise it shares the variant's details.
+    The exporter describes the fused graph apart (``details["fused_graph"]``: its
+    quantization, batch invariance and TensorRT engines); a variant without that shares
+    the variant's details, less its engines (those were built from the text graph).
     """
     spec, var = manifest.image, manifest.variant(variant)
     if spec is None or var.image_file is None:
         raise BundleError(f"bundle {manifest.name!r} variant {variant!r} has no image graph")
-    own = var.details.get("fused_graph")
+    own = var.details.get(FUSED_KEY)
     details = dict(own) if isinstance(own, Mapping) else dict(var.details)
-    details.pop(ENGINES_KEY, None)
+    if not isinstance(own, Mapping):
+        details.pop(ENGINES_KEY, None)
     return dataclasses.replace(
         manifest,
         inputs=tuple(spec.inputs),

@@ -2,9 +2,11 @@
 
 ``umr export --tensorrt`` builds an engine from the fp16 variant on the GPU that will
 run it and lists it in that variant's ``details["tensorrt_engines"]`` (file, sha256,
-GPU, compute capability, TensorRT version, shape profile). An engine only loads into
-the TensorRT version that built it and is tuned for one GPU model, so the runtime picks
-the record matching both.
+GPU, compute capability, TensorRT version, shape profile). A multimodal bundle's fused
+text+image graph gets its own engine, listed the same way under the details of that
+graph (``details["fused_graph"]["tensorrt_engines"]``). An engine only loads into the
+TensorRT version that built it and is tuned for one GPU model, so the runtime picks the
+record matching both.
 
 :class:`TrtEngineRunner` runs an engine with the ``tensorrt`` runtime and cuda-python
 buffers. cuda-python rather than torch: the serving runtime never imports torch (a
@@ -32,6 +34,8 @@ from umr.errors import BundleError, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
 ENGINES_KEY = "tensorrt_engines"
+#: A multimodal variant's details of its fused graph (own quantization, batching, engines).
+FUSED_KEY = "fused_graph"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from the manifest, never from hard-coded input names: every input has dims (reco
 by the exporter in ``manifest.input_dims``; a bundle without them is a text bundle,
 ``[batch, sequence]`` per input). The first dim is the batch, other named dims are
 sequence-like (up to ``max_seq_length``), numbers are fixed (an image's 3x224x224).
+A fused text+image graph's pixel input is always fixed at the bundle's preprocessed size
+(``ImageInput.preprocess.size``), whatever its recorded dims call those axes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from umr.bundle import BundleManifest
+from umr.bundle import BundleManifest, ImageInput
+from umr.errors import ManifestError
 
 #: Batch rows per call a GPU profile is tuned for and accepts. The Embedder's default
 #: batch is 32 texts; 64 leaves room for callers who ask for more (larger calls are split).
@@ -85,8 +88,41 @@ def build_profile(
 
 
 def profile_for(manifest: BundleManifest, **kwargs: int) -> ShapeProfile:
-    """The profile of a bundle's inputs (``kwargs`` as in :func:`build_profile`)."""
-    return build_profile(manifest.inputs, manifest.input_dims, manifest.max_seq_length, **kwargs)
+    """The profile of a bundle's inputs (``kwargs`` as in :func:`build_profile`).
+
+    A manifest whose inputs include the image's pixel input (the fused graph's view, see
+    :func:`umr.runtime.image_input.fused_manifest`) gets that input's fixed shape.
+    """
+    dims = dict(manifest.input_dims)
+    spec = manifest.image
+    if spec is not None and spec.pixel_input in manifest.inputs:
+        dims[spec.pixel_input] = pixel_dims(spec)
+    return build_profile(manifest.inputs, dims, manifest.max_seq_length, **kwargs)
+
+
+def image_profile(spec: ImageInput, max_seq_length: int, **kwargs: int) -> ShapeProfile:
+    """The profile of a fused text+image graph: its text inputs up to ``max_seq_length``,
+    its pixel input fixed (:func:`pixel_dims`); ``kwargs`` as in :func:`build_profile`."""
+    dims = {**spec.input_dims, spec.pixel_input: pixel_dims(spec)}
+    return build_profile(spec.inputs, dims, max_seq_length, **kwargs)
+
+
+def pixel_dims(spec: ImageInput) -> tuple[str | int, ...]:
+    """``(batch, 3, size, size)`` of the pixel input, from the image preprocessing; a
+    recorded fixed dim that disagrees with it is a ``ManifestError`` (a broken bundle)."""
+    size = spec.preprocess.size
+    recorded = tuple(spec.input_dims.get(spec.pixel_input, ()))
+    batch = recorded[0] if recorded else "batch"
+    fixed = (3, size, size)
+    clash = len(recorded) not in (0, 4) or any(
+        isinstance(r, int) and r != f for r, f in zip(recorded[1:], fixed, strict=False)
+    )
+    if clash:
+        raise ManifestError(
+            f"image input {spec.pixel_input!r} has dims {list(recorded)}, but images are "
+            f"preprocessed to {list(fixed)} per item"
+        )
+    return (batch, *fixed)
 
 
 def cache_key(

@@ -30,7 +30,9 @@ download).
 model shipped with umr): LoRA is merged into the backbone, and the bundle holds a text
 graph and a fused text+image graph per variant, with the image preprocessing in
 umr.json. Every variant is checked against the PyTorch model on text, image and
-text+image items (real ones from --parity-data, else synthetic images).
+text+image items (real ones from --parity-data, else synthetic images). With
+--tensorrt, the fp16 variant gets a TensorRT engine of each graph (text, and fused
+text+image), each checked on this GPU against fp32 on its kinds of items.
 """
 
 
@@ -118,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_checkpoint(args: argparse.Namespace, variants: tuple[str, ...]) -> int:
     """``--checkpoint``: the multimodal export."""
-    if args.source is not None or args.tensorrt:
-        raise InputValueError("--checkpoint cannot be combined with --source or --tensorrt")
+    if args.source is not None:
+        raise InputValueError("--checkpoint cannot be combined with --source")
     from umr.export.multimodal_export import export_multimodal
 
     data = None if args.parity_data == "synthetic" else args.parity_data
@@ -129,6 +131,7 @@ def _run_checkpoint(args: argparse.Namespace, variants: tuple[str, ...]) -> int:
         variants=variants,
         int8_gate=args.int8_gate,
         fp16_gate=args.fp16_gate,
+        tensorrt=args.tensorrt,
         parity_data=data,
         overwrite=args.force,
         progress=not args.quiet,
@@ -148,5 +151,7 @@ def _report(out: str, manifest: Any) -> None:
                 f"mean {parity.mean_cosine:.5f} over {parity.n_texts} items",
                 file=sys.stdout,
             )
-        for engine in variant.details.get("tensorrt_engines", []):
+        fused = variant.details.get("fused_graph")
+        fused_engines = fused.get("tensorrt_engines", []) if isinstance(fused, dict) else []
+        for engine in [*variant.details.get("tensorrt_engines", []), *fused_engines]:
             print(f"  {variant.name:5s} TensorRT engine {engine['file']} for {engine['gpu']}")

@@ -52,7 +52,8 @@ class Capabilities:
         """Images need 'image' in the embedder's modalities *and* the embedding method.
 
         The embedder's own ``modalities`` win over its manifest's: a multimodal bundle
-        served where its image graph cannot run (a TensorRT engine) embeds text only.
+        served where its image graph cannot run (a TensorRT engine of its text graph only)
+        embeds text only.
         """
         declared = getattr(embedder, "modalities", None)
         if declared is None:

@@ -299,6 +299,113 @@ def test_cli_exports_a_checkpoint(checkpoint: Path, tmp_path: Path, capsys) -> N
     assert read_manifest(out).image is not None
 
 
+# --- TensorRT engines (fake build: no GPU here) ------------------------------------------------
+
+
+def test_tensorrt_is_refused_up_front_naming_what_is_missing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from umr.export import tensorrt_engine as te
+    from umr.export.multimodal_export import export_multimodal
+    from umr.runtime.cli.main import main
+
+    from umr.errors import ProviderUnavailableError
+
+    monkeypatch.setattr(te, "gpu_info", lambda device_id=0: None)
+    with pytest.raises(ProviderUnavailableError, match="a CUDA GPU"):  # not a CheckpointError
+        export_multimodal(tmp_path / "a", tmp_path / "no-such-checkpoint", tensorrt=True)
+    argv = ["export", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "b")]
+    assert main([*argv, "--tensorrt", "--quiet"]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tensorrt_builds_and_checks_an_engine_per_graph(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_engine and check_engine faked: each "engine" is its fp16 graph run on ORT CPU."""
+    from umr.export import tensorrt_engine as te
+    from umr.export.multimodal_export import export_multimodal
+    from umr.export.multimodal_parity import _plain_session
+    from umr.runtime.gpu_env import GpuInfo
+
+    from umr.bundle import read_manifest, sha256_file, verify_files
+
+    gpu = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
+    built: dict[str, tuple[Path, dict]] = {}
+
+    def fake_build(onnx_path, engine_path, profile, gpu, **kw):  # type: ignore[no-untyped-def]
+        engine_path.write_bytes(b"ENGINE of " + onnx_path.name.encode())
+        built[engine_path.name] = (onnx_path, profile.to_json())
+        digest = sha256_file(engine_path)
+        return te.EngineRecord(
+            engine_path.name, digest, gpu.name, "9.0", "10.13.0", profile.to_json()
+        )
+
+    def fake_check(path, inputs, output, feeds, expected):  # type: ignore[no-untyped-def]
+        # no graph optimisations: ORT 1.32's CPU layout pass segfaults on multimodal.fp16.onnx
+        session = _plain_session(built[path.name][0])
+        assert sorted(inputs) == sorted(i.name for i in session.get_inputs())
+        got = np.concatenate([session.run(None, {n: f[n] for n in inputs})[0] for f in feeds])
+        return np.sum(got * expected, axis=1)  # unit vectors: cosines
+
+    monkeypatch.setattr(te, "require_engine_build", lambda device_id=0: gpu)
+    monkeypatch.setattr(te, "build_engine", fake_build)
+    monkeypatch.setattr(te, "check_engine", fake_check)
+    out = tmp_path / "b"
+    m = export_multimodal(
+        out, checkpoint, variants=("fp32",), tensorrt=True, parity_data=None, progress=False
+    )
+    verify_files(out, m)
+    fp16 = m.variant("fp16")  # added by tensorrt=True
+    (text,) = fp16.details["tensorrt_engines"]
+    (fused,) = fp16.details["fused_graph"]["tensorrt_engines"]
+    assert text["file"] == "model.fp16.nvidia-h100-80gb-hbm3.engine"
+    assert fused["file"] == "multimodal.fp16.nvidia-h100-80gb-hbm3.engine"
+    assert (text["onnx"], fused["onnx"]) == ("model.fp16.onnx", "multimodal.fp16.onnx")
+    for entry in (text, fused):
+        assert m.files[entry["file"]] == entry["sha256"] and entry["strongly_typed"] is True
+        assert entry["profile"] == built[entry["file"]][1]
+    assert set(text["profile"]) == set(m.inputs) and "pixel_values" not in text["profile"]
+    assert fused["profile"]["pixel_values"] == [[1, 3, 16, 16], [32, 3, 16, 16], [64, 3, 16, 16]]
+    assert fused["profile"]["input_ids"] == [[1, 1], [32, 16], [64, 16]]
+    assert list(text["parity"]["by_kind"]) == ["text"]
+    assert list(fused["parity"]["by_kind"]) == ["image", "text+image"]
+    for kind, p in {**text["parity"]["by_kind"], **fused["parity"]["by_kind"]}.items():
+        assert p["reference"] == f"fp32:{kind}" and p["n_texts"] == 48
+        assert p["min_cosine"] >= p["gate"] == 0.999
+    assert read_manifest(out).variant("fp16").details == fp16.details  # round-trips
+
+
+def test_tensorrt_engine_under_the_gate_fails_the_export(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from umr.export import tensorrt_engine as te
+    from umr.export.multimodal_export import export_multimodal
+    from umr.runtime.gpu_env import GpuInfo
+
+    from umr.errors import ExportError
+
+    def fake_build(onnx_path, engine_path, profile, gpu, **kw):  # type: ignore[no-untyped-def]
+        engine_path.write_bytes(b"ENGINE")
+        return te.EngineRecord(engine_path.name, "e" * 64, gpu.name, "9.0", "10", {})
+
+    def fake_check(path, inputs, output, feeds, expected):  # type: ignore[no-untyped-def]
+        low = "pixel_values" in inputs  # the fused engine misses its gate
+        return np.full(len(expected), 0.98 if low else 1.0)
+
+    monkeypatch.setattr(te, "require_engine_build", lambda device_id=0: GpuInfo("H100", "9.0"))
+    monkeypatch.setattr(te, "build_engine", fake_build)
+    monkeypatch.setattr(te, "check_engine", fake_check)
+    with pytest.raises(ExportError, match=r"multimodal\.fp16\.onnx .*0\.980000 < gate 0\.999"):
+        export_multimodal(
+            tmp_path / "b",
+            checkpoint,
+            variants=("fp32",),
+            tensorrt=True,
+            parity_data=None,
+            progress=False,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- the shipped model -----------------------------------------------------------------------
 
 

@@ -288,3 +288,139 @@ def test_add_engine_under_the_gate_is_removed_and_raises(staged, monkeypatch) ->
             0.999,
         )
     assert not list(stage.glob("*.engine"))
+
+
+# --- a multimodal bundle: an engine of the fused text+image graph as well ------------------------
+
+FUSED_INPUTS = ("input_ids", "attention_mask", "pool_mask", "pixel_values")
+
+
+def _fused_graph(path: Path, size: int = 8) -> Path:
+    """A plain graph with the fused graph's inputs (the fake parser only reads them)."""
+    text = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch_size", "sequence_length"])
+        for n in FUSED_INPUTS[:3]
+    ]
+    pixels = helper.make_tensor_value_info(
+        "pixel_values", TensorProto.FLOAT, ["batch_size", 3, size, size]
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["pixel_values"], ["sentence_embedding"])],
+        "fused",
+        [*text, pixels],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path
+
+
+def _image_input(size: int = 8):  # type: ignore[no-untyped-def]
+    from umr.bundle import ImageInput
+    from umr.images import ImagePreprocess
+
+    seq = ("batch_size", "sequence_length")
+    dims = {**{n: seq for n in FUSED_INPUTS[:3]}, "pixel_values": ("batch_size", 3, size, size)}
+    return ImageInput(ImagePreprocess(size=size), FUSED_INPUTS, 2, input_dims=dims)
+
+
+def test_fused_graph_engine_gets_text_ranges_and_a_fixed_pixel_shape(fake_trt, tmp_path) -> None:
+    from umr.runtime.trt_profile import image_profile
+
+    profile = image_profile(_image_input(), 16)
+    path = _fused_graph(tmp_path / "multimodal.fp16.onnx")
+    rec = te.build_engine(path, tmp_path / "f.engine", profile, H100)
+    text = ((1, 1), (32, 16), (64, 16))
+    assert fake_trt.calls["profile"] == {
+        "input_ids": text,
+        "attention_mask": text,
+        "pool_mask": text,
+        "pixel_values": ((1, 3, 8, 8), (32, 3, 8, 8), (64, 3, 8, 8)),
+    }
+    assert fake_trt.calls["flags"] == 1 << 5
+    assert rec.profile["pixel_values"] == [[1, 3, 8, 8], [32, 3, 8, 8], [64, 3, 8, 8]]
+
+
+def test_a_text_profile_on_the_fused_graph_is_refused(fake_trt, tmp_path) -> None:
+    from umr.errors import ExportError
+
+    profile = build_profile(["input_ids", "attention_mask", "pool_mask"], {}, 16)
+    with pytest.raises(ExportError, match=r"network inputs .*pixel_values.* differ"):
+        te.build_engine(_fused_graph(tmp_path / "m.onnx"), tmp_path / "e", profile, H100)
+
+
+def test_fused_engines_are_listed_under_the_fused_graph() -> None:
+    from umr.bundle import Variant
+
+    fp16 = Variant("fp16", "model.fp16.onnx", "float16", (), {"fused_graph": {"x": 1}}, "mm.onnx")
+    both = te.with_engine(te.with_engine(fp16, {"file": "t"}), {"file": "f"}, fused=True)
+    assert both.details["tensorrt_engines"] == [{"file": "t"}]
+    assert both.details["fused_graph"] == {"x": 1, "tensorrt_engines": [{"file": "f"}]}
+    assert both.image_file == "mm.onnx" and fp16.details == {"fused_graph": {"x": 1}}
+    bare = te.with_engine(
+        Variant("fp16", "m.onnx", "float16", image_file="mm.onnx"), {}, fused=True
+    )
+    assert bare.details == {"fused_graph": {"tensorrt_engines": [{}]}}
+
+
+def test_add_engines_checks_each_graph_on_its_kinds(monkeypatch, tmp_path) -> None:
+    """Feeds and fp32 vectors kind after kind; per-kind parity; text then fused engine."""
+    from umr.export.multimodal_engines import add_engines
+    from umr.runtime.trt_profile import image_profile
+
+    from umr.bundle import Variant
+
+    monkeypatch.setattr(te, "require_engine_build", lambda device_id=0: H100)
+    items = {"text": ["t"] * 3, "image": ["i"] * 2, "text+image": ["p"] * 4}
+    fp32 = {k: np.full((len(v), 2), i + 1.0, np.float32) for i, (k, v) in enumerate(items.items())}
+    feeder = types.SimpleNamespace(
+        batches=lambda sides, size: iter([{"rows": np.array(sides)}])  # one batch per kind
+    )
+    graphs = {"text": "model.fp16.onnx", "fused": "multimodal.fp16.onnx"}
+    run = types.SimpleNamespace(
+        stage=tmp_path,
+        items=items,
+        fp32=fp32,
+        feeder=feeder,
+        graph=lambda w, v: tmp_path / graphs[w],
+    )
+    seen = []
+
+    def fake_checked(stage, onnx_file, profile, output, feeds, expected, gate, gpu):  # type: ignore[no-untyped-def]
+        rows = "".join(r for f in feeds for r in f["rows"])
+        seen.append((onnx_file, [n for n, *_ in profile.shapes], rows, expected[:, 0].tolist()))
+        cos = np.linspace(0.9995, 1.0, len(expected))
+        return {"file": onnx_file + ".engine", "onnx": onnx_file}, cos
+
+    monkeypatch.setattr(te, "checked_engine", fake_checked)
+    profiles = {
+        "text": build_profile(["input_ids", "pool_mask"], {}, 16),
+        "fused": image_profile(_image_input(), 16),
+    }
+    fp16 = Variant("fp16", graphs["text"], "float16", (), {"fused_graph": {}}, graphs["fused"])
+    out = add_engines(run, fp16, profiles, "sentence_embedding", 0.999)  # type: ignore[arg-type]
+    assert seen == [
+        ("model.fp16.onnx", ["input_ids", "pool_mask"], "ttt", [1.0] * 3),
+        ("multimodal.fp16.onnx", list(FUSED_INPUTS), "iipppp", [2.0] * 2 + [3.0] * 4),
+    ]
+    (text,) = out.details["tensorrt_engines"]
+    (fused,) = out.details["fused_graph"]["tensorrt_engines"]
+    assert text["onnx"] == "model.fp16.onnx" and fused["onnx"] == "multimodal.fp16.onnx"
+    assert list(text["parity"]["by_kind"]) == ["text"]
+    by_kind = fused["parity"]["by_kind"]
+    assert [p["reference"] for p in by_kind.values()] == ["fp32:image", "fp32:text+image"]
+    assert [p["n_texts"] for p in by_kind.values()] == [2, 4] and fused["parity"]["n_texts"] == 6
+    assert (
+        by_kind["image"]["min_cosine"] == 0.9995 and by_kind["text+image"]["mean_cosine"] > 0.9998
+    )
+    assert fused["parity"]["gate"] == 0.999 and fused["parity"]["reference"] == "fp32"
+
+
+def test_add_engines_needs_the_fp16_variant(monkeypatch) -> None:
+    from umr.export.multimodal_engines import add_engines
+
+    from umr.errors import ExportError
+
+    with pytest.raises(ExportError, match="fp16 variant, which failed"):
+        add_engines(None, None, {}, "sentence_embedding", 0.999)  # type: ignore[arg-type]
