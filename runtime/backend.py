@@ -45,6 +45,7 @@ class Plan:
     providers: ProviderList = field(default_factory=list)  # empty for an engine
     device_id: int = 0
     max_rows: int | None = None  # rows per call the shape profile allows (TensorRT EP)
+    dtype: str = "float32"  # the graph's compute type (fp16 graphs open differently on a CPU)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def plan_backend(
         raise ProviderUnavailableError(refusal)
     chosen = pick(requested, have, ("tensorrt",) if refusal else ())
     if chosen != "tensorrt":
-        return Plan(chosen, root / var.file, resolve_providers(chosen, have, device_id=device_id))
+        providers = resolve_providers(chosen, have, device_id=device_id)
+        return Plan(chosen, root / var.file, providers, device_id, dtype=var.dtype)
     profile = profile_for(manifest)
     gpu = gpu_info(device_id)
     if gpu is None:
@@ -106,7 +108,7 @@ def plan_backend(
         trt_profile=profile,
         trt_fp16=var.dtype == "float16",
     )
-    return Plan(chosen, root / var.file, providers, device_id, profile.max_batch)
+    return Plan(chosen, root / var.file, providers, device_id, profile.max_batch, var.dtype)
 
 
 def open_backend(plan: Plan, manifest: BundleManifest, threads: int) -> Backend:
@@ -118,7 +120,7 @@ def open_backend(plan: Plan, manifest: BundleManifest, threads: int) -> Backend:
         log.info("running TensorRT engine %s without ONNX Runtime", plan.path.name)
         return Backend(runner, runner, ENGINE, runner.max_rows, is_ort=False)
     intra_op, _ = thread_plan(short_name(plan.providers[0][0]), threads)
-    session, active = create_session(plan.path, plan.providers, intra_op)
+    session, active = create_session(plan.path, plan.providers, intra_op, dtype=plan.dtype)
     run = make_runner(session, active, manifest.output, plan.device_id)
     return Backend(session, run, active, plan.max_rows, is_ort=True)
 

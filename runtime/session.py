@@ -30,16 +30,22 @@ def thread_plan(provider: str, threads: int) -> tuple[int, int]:
     return (1, threads) if provider == "cpu" else (threads, 1)
 
 
-def session_options(threads: int) -> ort.SessionOptions:
+def session_options(threads: int, *, layout_opt: bool = True) -> ort.SessionOptions:
     """Options for one embedding session using ``threads`` intra-op threads.
 
     Inter-op parallelism buys nothing for a transformer (a chain of ops) and its
     thread pool competes with intra-op for the same cores, so it is off.
+    ``layout_opt=False`` stops at ORT's "extended" level, without the CPU layout
+    transformations (see :func:`create_session`).
     """
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if layout_opt
+        else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    )
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -52,15 +58,24 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 def create_session(
-    model_path: str | os.PathLike[str], providers: ProviderList, threads: int
+    model_path: str | os.PathLike[str],
+    providers: ProviderList,
+    threads: int,
+    *,
+    dtype: str = "float32",
 ) -> tuple[ort.InferenceSession, str]:
     """Open ``model_path`` on ``providers``; return the session and its active provider.
 
-    Raises ``ProviderUnavailableError`` when ORT fell back from the provider asked for.
+    An fp16 graph (``dtype="float16"``) on the CPU provider skips ORT's layout
+    optimisations: with them, ONNX Runtime 1.32 segfaults while opening the fused
+    text+image fp16 graph (its Conv layers), and fp16 on a CPU is a correctness path,
+    not a fast one. Raises ``ProviderUnavailableError`` when ORT fell back from the
+    provider asked for.
     """
+    cpu_only = all(name == "CPUExecutionProvider" for name, _ in providers)
     sess = ort.InferenceSession(
         str(Path(model_path)),
-        sess_options=session_options(threads),
+        sess_options=session_options(threads, layout_opt=not (cpu_only and dtype == "float16")),
         providers=[name for name, _ in providers],
         provider_options=[opts for _, opts in providers],
     )

@@ -426,3 +426,28 @@ def test_default_checkpoint_exports(tmp_path: Path) -> None:
     assert m.image is not None and m.image.image_tokens == 16 and m.dim == 384
     for kind in ("text", "image", "text+image"):
         assert m.variant("fp32").parity_against(f"pytorch:{kind}").min_cosine >= 0.9999
+
+
+def test_fp16_bundle_opens_and_embeds_on_the_cpu(checkpoint: Path, tmp_path: Path) -> None:
+    """ORT 1.32's CPU layout pass segfaults on the fused fp16 graph: the runtime must skip it.
+    Run in a child process, so a crash fails this test instead of killing the session."""
+    import subprocess
+    import sys
+
+    from umr.export.multimodal_export import export_multimodal
+
+    out = tmp_path / "fp16"
+    export_multimodal(out, checkpoint, variants=("fp32", "fp16"), parity_data=None, progress=False)
+    code = (
+        "import sys, numpy as np\n"
+        "from umr.runtime import Embedder\n"
+        "imgs = [np.full((9, 9, 3), c, np.uint8) for c in (0, 90, 250)]\n"
+        "a = Embedder.load(sys.argv[1], variant='fp16').embed_fused(['a', 'b', ''], imgs)\n"
+        "b = Embedder.load(sys.argv[1]).embed_fused(['a', 'b', ''], imgs)\n"
+        "print(float((a * b).sum(1).min()))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert float(proc.stdout.strip()) > 0.999
