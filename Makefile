@@ -38,8 +38,8 @@ $(MM_BUNDLE)/umr.json: training/default_model/checkpoint.json training/default_m
 demo: data mm-bundle
 	$(BIN)/umr demo --bundle $(MM_BUNDLE) --data $(DATA)
 
-test: bundle
-	UMR_TEST_BUNDLE=$(BUNDLE) $(BIN)/python -m pytest
+test: bundle mm-bundle
+	UMR_TEST_BUNDLE=$(BUNDLE) UMR_TEST_MM_BUNDLE=$(MM_BUNDLE) $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not bundle"
@@ -56,7 +56,7 @@ data: $(DATA)/manifest.json
 $(DATA)/manifest.json: | $(STAMP)
 	$(BIN)/umr data emoji --out $(DATA)
 
-# Retrains the shipped default model and its score-fusion baseline (~25 + ~20 min on 2 cores).
+# Retrains the shipped default model and its score-fusion baseline (~35 min each alone on 2 cores).
 model: data
 	$(BIN)/umr train default --out runs/default --publish training/default_model
 	$(BIN)/umr train score-fusion --out runs/score-fusion --publish training/baselines/score-fusion

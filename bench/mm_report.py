@@ -237,10 +237,17 @@ def _load_line(machine: dict[str, Any]) -> str:
     if not load:
         return ""
     show = lambda xs: "/".join(f"{x:.1f}" for x in xs)  # noqa: E731 - a local shorthand
+    # The 1-minute load before the run is the one figure the run itself did not raise.
+    busy = load["before"][0] >= 0.5
+    verdict = (
+        "other work was using the CPU when the run started"
+        if busy
+        else "the machine was otherwise idle when the run started"
+    )
     return (
         f" Load average (1/5/15 min) {show(load['before'])} before the run, "
         f"{show(load['after'])} after, on {machine.get('usable_cores') or machine.get('cores')} "
-        "cores: above the core count, other work shared the CPU while this ran."
+        f"cores: {verdict}."
     )
 
 

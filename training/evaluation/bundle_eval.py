@@ -69,12 +69,14 @@ def compare_to_checkpoint(
     bundle: dict[str, Any], checkpoint: dict[str, Any], gate: float = BUNDLE_GATE
 ) -> dict[str, Any]:
     """The largest recall difference over tasks and k, where it is, and the gate."""
-    diffs = [(0.0, None)]
+    diffs: list[tuple[float, str | None]] = []
     for task, row in checkpoint["tasks"].items():
         for k, value in row.items():
             got = bundle["tasks"].get(task, {}).get(k)
             diffs.append((float("inf") if got is None else abs(got - value), f"{task} {k}"))
-    worst, where = max(diffs, key=lambda d: d[0])
+    worst, where = max(diffs, key=lambda d: d[0], default=(0.0, None))
+    if worst == 0.0:
+        where = "none: equal on every task and k"
     return {
         "max_abs_diff": round(worst, 4),
         "at": where,
