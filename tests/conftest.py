@@ -231,3 +231,16 @@ def real_bundle() -> Path:
     if not (path / "umr.json").is_file():
         pytest.fail(f"UMR_TEST_BUNDLE={value} has no umr.json; re-run `make bundle`")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_mm_bundle() -> Path:
+    """The shipped multimodal model's bundle named by $UMR_TEST_MM_BUNDLE (built by
+    `make mm-bundle`); skips when unset."""
+    value = os.environ.get("UMR_TEST_MM_BUNDLE")
+    if not value:
+        pytest.skip("UMR_TEST_MM_BUNDLE is not set (run `make mm-bundle`, then point it at it)")
+    path = Path(value)
+    if not (path / "umr.json").is_file():
+        pytest.fail(f"UMR_TEST_MM_BUNDLE={value} has no umr.json; re-run `make mm-bundle`")
+    return path

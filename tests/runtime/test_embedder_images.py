@@ -357,10 +357,9 @@ def test_fused_graph_details_decide_its_batching(mm_bundle, monkeypatch) -> None
 @pytest.mark.slow
 @pytest.mark.bundle
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
-def test_real_bundle_images_and_pairs_are_batch_invariant(real_bundle, variant) -> None:
-    emb = Embedder.load(real_bundle, variant=variant, threads=2)
-    if "image" not in emb.modalities:
-        pytest.skip(f"{real_bundle} is a text bundle")
+def test_real_bundle_images_and_pairs_are_batch_invariant(real_mm_bundle, variant) -> None:
+    emb = Embedder.load(real_mm_bundle, variant=variant, threads=2)
+    assert emb.modalities == ("text", "image", "text+image")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (48 + 8 * i, 64, 3), dtype=np.uint8) for i in range(6)]
     texts = ["red heart", "", "medium-dark skin tone", "a very long description " * 8, "x", "ok"]
