@@ -37,6 +37,7 @@ class Stage:
     mine_queries_per_task: int = 3000
     fusion: str | None = None  # "score": train the image tower alone (no backbone pass)
     text_bank: bool = False  # all text candidates as extra negatives (see text_bank.py)
+    distill_score: float = 0.0  # >0: pull early fusion toward the score path (distill.py)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def _stage(data: Any, where: str) -> Stage:
         raise ConfigError(f"{where}: backbone {st.backbone!r} not in {BACKBONE_MODES}")
     if st.steps < 1 or st.batch_size < 2 or st.micro_batch < 0 or st.hard_negatives < 0:
         raise ConfigError(f"{where}: steps >= 1, batch_size >= 2, micro_batch/hard_negatives >= 0")
+    if st.distill_score < 0 or (st.distill_score > 0 and (st.fusion or st.micro_batch)):
+        raise ConfigError(
+            f"{where}: distill_score must be >= 0, and a distilling stage runs early fusion "
+            "(fusion null) without micro_batch"
+        )
     return st
 
 

@@ -30,6 +30,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .data.records import Record, Side, read_records
+from .distill import TEACHER, ScoreTeacher, distill_loss
 from .encode import autocast, side_inputs
 from .image_cache import ImageCache
 from .loss import info_nce
@@ -61,6 +62,8 @@ class Trainer:
         self.opt_tensors: dict[str, torch.Tensor] | None = None
         self.bank = TextBank()
         self.saved_bank: dict[str, torch.Tensor] | None = None
+        self.teacher: ScoreTeacher | None = None
+        self.saved_teacher: dict[str, torch.Tensor] | None = None
 
     # -- resume ---------------------------------------------------------------------
     def resume(self, ckpt: Path) -> None:
@@ -81,6 +84,8 @@ class Trainer:
             self.opt_tensors = load_file(ckpt / OPTIMIZER)
         if (ckpt / BANK).is_file():
             self.saved_bank = load_file(ckpt / BANK)
+        if (ckpt / TEACHER).is_file():
+            self.saved_teacher = load_file(ckpt / TEACHER)
 
     # -- the run --------------------------------------------------------------------
     def run(self, *, progress: bool = True) -> Path:
@@ -104,6 +109,12 @@ class Trainer:
             self._mine(stage)
         if stage.text_bank:
             self._prepare_bank(stage)
+        self.teacher = None
+        # A score-fusion model's image vector *is* the score path: nothing to carry over.
+        if stage.distill_score > 0 and self.model.cfg.fusion == "early":
+            # Resuming mid-stage: the teacher the stage started with, not a new snapshot.
+            self.teacher = ScoreTeacher(self.model, self.saved_teacher)
+        self.saved_teacher = None
         opt = make_optimizer(self.model, stage)
         if self.opt_tensors is not None:
             load_optimizer_state(opt, self.model, self.opt_tensors)
@@ -186,25 +197,18 @@ class Trainer:
             }
         )
 
-    def _embed(self, sides: list[Side], keep_colour: list[bool]) -> torch.Tensor:
-        """Vectors for ``sides``: looked up where the bank knows them, else the model's."""
+    def _embed(
+        self, sides: list[Side], keep_colour: list[bool], teacher: ScoreTeacher | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Vectors for ``sides`` (looked up where the bank knows them, else the model's) and,
+        with a ``teacher``, the distillation term over the image-only ones."""
         known = [i for i, s in enumerate(sides) if (s.text, s.instruction) in self.bank.lookup]
-        if not known:
-            feeds = side_inputs(
-                sides,
-                self.batcher,
-                self.cache,
-                aug=self.recipe.augment,
-                rng=self.rng,
-                keep_colour=keep_colour,
-            )
-            with self._autocast():
-                return self.model(**feeds).float()
         looked_up = set(known)
         rest = [i for i in range(len(sides)) if i not in looked_up]
-        parts = [
-            torch.stack([self.bank.lookup[(sides[i].text, sides[i].instruction)] for i in known])
-        ]
+        parts, term = [], None
+        if known:
+            keys = [(sides[i].text, sides[i].instruction) for i in known]
+            parts.append(torch.stack([self.bank.lookup[k] for k in keys]))
         if rest:
             feeds = side_inputs(
                 [sides[i] for i in rest],
@@ -216,8 +220,10 @@ class Trainer:
             )
             with self._autocast():
                 parts.append(self.model(**feeds).float())
+            if teacher is not None:
+                term = distill_loss(parts[-1], feeds, teacher)
         order = torch.tensor(known + rest)
-        return torch.cat(parts)[torch.argsort(order)]
+        return torch.cat(parts)[torch.argsort(order)], term
 
     def _step(self, stage: Stage, opt: torch.optim.Optimizer) -> float:
         batch = self.sampler.sample(self.rng, stage.tasks, stage.batch_size, stage.hard_negatives)
@@ -244,13 +250,15 @@ class Trainer:
             )
             loss = self._cached_step(batch, q, c, stage.micro_batch)
         else:
-            qv = self._embed(batch.queries, batch.keep_colour_q)
-            cv = self._embed(batch.candidates, batch.keep_colour_c)
+            qv, _ = self._embed(batch.queries, batch.keep_colour_q)
+            cv, term = self._embed(batch.candidates, batch.keep_colour_c, self.teacher)
             fn = batch.false_negatives
             if stage.text_bank and self.bank.vectors is not None:
                 cv = torch.cat([cv, self.bank.vectors])
                 fn = torch.cat([fn, self.bank.mask(batch.rights, batch.text_answers)], dim=1)
             loss = info_nce(qv, cv, batch.targets, fn, self.model.temperature)
+            if term is not None:
+                loss = loss + stage.distill_score * term
             loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
         opt.step()
@@ -289,6 +297,8 @@ class Trainer:
                 "vectors": self.bank.vectors.contiguous(),
                 "keys": torch.tensor(list(keys), dtype=torch.uint8),
             }
+        if self.teacher is not None and opt is not None:
+            extra[TEACHER] = self.teacher.tensors()
         save_checkpoint(
             where,
             self.model,

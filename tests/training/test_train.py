@@ -42,8 +42,11 @@ def test_checkpoint_round_trips_exactly(tmp_path: Path, tiny_backbone: Path, mak
         assert torch.equal(a[k], b[k]), k
 
 
-def test_resume_continues_identically(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
-    recipe = load_recipe(make_recipe(steps=4))
+@pytest.mark.parametrize("stage2", [{}, {"distill_score": 1.0}], ids=["plain", "distill"])
+def test_resume_continues_identically(
+    tmp_path: Path, tiny_backbone: Path, make_recipe, stage2: dict
+) -> None:
+    recipe = load_recipe(make_recipe(steps=4, **stage2))
     straight = train(recipe, tmp_path / "straight", backbone_dir=tiny_backbone, progress=False)
     # Stop after the checkpoint at step 2 of stage 2 (mined negatives and optimizer in it).
     cut = recipe_from_dict(
@@ -94,6 +97,24 @@ def test_missing_data_names_the_builder(tmp_path: Path, tiny_backbone: Path, mak
         (
             {"stages": [{"name": "s", "steps": 1, "tasks": {"qt->ci": 1}, "backbone": "full"}]},
             "backbone",
+        ),
+        (
+            {"stages": [{"name": "s", "steps": 1, "tasks": {"qt->ci": 1}, "distill_score": -1}]},
+            "distill_score",
+        ),
+        (
+            {
+                "stages": [
+                    {
+                        "name": "s",
+                        "steps": 1,
+                        "tasks": {"qt->ci": 1},
+                        "distill_score": 1,
+                        "fusion": "score",
+                    }
+                ]
+            },
+            "early fusion",
         ),
     ],
 )
