@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 from umr.bench.machine import machine_line
 from umr.bench.quality import cosine_drift
+from umr.bench.report_md import targets_table
 from umr.bench.stats import latency_summary, median, ratio
-from umr.bench.targets import Target
+from umr.bench.targets import Target, report_value
 
 from umr.atomic import atomic_write_bytes, atomic_write_json
 
@@ -98,20 +99,11 @@ def assemble(
     return report
 
 
-def _get(report: dict[str, Any], *path: str) -> float | None:
-    node: Any = report
-    for key in path:
-        if not isinstance(node, dict) or node.get(key) is None:
-            return None
-        node = node[key]
-    return float(node)
-
-
 def evaluate_targets(report: dict[str, Any]) -> list[Target]:
     """The issue's targets for this kind, for each umr variant measured."""
     out = []
     for v in (name for name in report["engines"] if name != "torch"):
-        g = lambda *p, v=v: _get(report, "engines", v, *p)  # noqa: E731 - a local shorthand
+        g = lambda *p, v=v: report_value(report, "engines", v, *p)  # noqa: E731 - a local shorthand
         if report["kind"] == "image":
             x = g("throughput", "x_torch")
             out.append(Target(f"{v} image throughput vs PyTorch (x)", x, ">=", MIN_IMAGE_X_TORCH))
@@ -200,17 +192,6 @@ def _e2e_lines(report: dict[str, Any]) -> list[str]:
             f"{x['p50_ms']:.2f} ms, p95 {x['p95_ms']:.2f} ms, p99 {x['p99_ms']:.2f} ms{found}."
         )
     return out
-
-
-def targets_table(targets: list[Target]) -> str:
-    """Each target with its measured value and verdict."""
-    verdict = {True: "met", False: "**not met**", None: "not measured"}
-    rows = ["| target | measured | goal | verdict |", "|---|---:|---:|---|"]
-    for t in targets:
-        rows.append(
-            f"| {t.name} | {_f(t.value, '.3f')} | {t.op} {t.threshold:g} | {verdict[t.met]} |"
-        )
-    return "\n".join(rows)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -39,7 +39,8 @@ class Target:
         return {**asdict(self), "met": self.met}
 
 
-def _get(report: dict[str, Any], *path: str) -> float | None:
+def report_value(report: dict[str, Any], *path: str) -> float | None:
+    """The number at ``path`` in a report dict, or None where any step is missing."""
     node: Any = report
     for key in path:
         if not isinstance(node, dict) or node.get(key) is None:
@@ -50,7 +51,7 @@ def _get(report: dict[str, Any], *path: str) -> float | None:
 
 def evaluate_targets(report: dict[str, Any]) -> list[Target]:
     """All targets of the text step, evaluated on ``report`` (the bench_text.json dict)."""
-    g = lambda *p: _get(report, *p)  # noqa: E731 - a local shorthand keeps the table readable
+    g = lambda *p: report_value(report, *p)  # noqa: E731 - a local shorthand keeps the table readable
     r_fp32, r_int8 = g("quality", "recall_at_10", "fp32"), g("quality", "recall_at_10", "int8")
     recall_gap = None if r_fp32 is None or r_int8 is None else r_int8 - r_fp32
     cold = [g("cold_start", v, "total_s") for v in ("fp32", "int8")]
