@@ -7,13 +7,19 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from umr.export.source import SourceModel, default_model_dir, read_source
-from umr.export.staging import Steps, check_target, file_digests, publish, staging_dir
+from umr.export.staging import (
+    Steps,
+    check_target,
+    file_digests,
+    package_versions,
+    publish,
+    staging_dir,
+)
 
 import umr
 from umr.atomic import atomic_write_json
@@ -276,17 +282,11 @@ def _manifest(
 
 
 def _source_info(src: SourceModel) -> dict[str, Any]:
-    versions = {}
-    for dist in _VERSIONED:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
     return {
         "model_dir": str(src.path),
         "model_name": src.name,
         "model_type": src.model_type,
         "weights": src.weights.name,
         "weights_sha256": sha256_file(src.weights),
-        "versions": versions,
+        "versions": package_versions(_VERSIONED),
     }

@@ -15,12 +15,18 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from umr.export.checkpoint_source import MergedCheckpoint, load_merged, write_text_source
-from umr.export.staging import Steps, check_target, file_digests, publish, staging_dir
+from umr.export.staging import (
+    Steps,
+    check_target,
+    file_digests,
+    package_versions,
+    publish,
+    staging_dir,
+)
 
 import umr
 from umr.atomic import atomic_write_json
@@ -268,7 +274,7 @@ def _manifest(
     image = _image_input(ckpt, stage / str(any_variant.image_file))
     source = ckpt.source_info()
     source["parity_items"] = "synthetic" if data is None else str(data)
-    source["versions"] = _versions()
+    source["versions"] = package_versions(_VERSIONED)
     return BundleManifest(
         name=cfg.name,
         dim=ckpt.model.dim,
@@ -299,13 +305,3 @@ def _image_input(ckpt: MergedCheckpoint, fused_graph: Path) -> ImageInput:
         image_tokens=cfg.vision.image_tokens,
         input_dims=graph_input_dims(fused_graph),
     )
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in _VERSIONED:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out

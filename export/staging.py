@@ -11,7 +11,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from importlib import metadata
 from pathlib import Path
 
 from umr.atomic import fsync_dir
@@ -86,3 +87,14 @@ class Steps:
         if self.enabled:
             took = time.perf_counter() - self.t0
             print(f"umr export {message} ({took:.1f}s)", file=sys.stderr, flush=True)
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    """Installed versions of the distributions ``names`` (missing ones left out), for manifests."""
+    out = {}
+    for dist in names:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
