@@ -10,7 +10,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("onnxruntime", "torch", "sentence-transformers", "numpy", "tokenizers", "hnswlib")
+_PACKAGES = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "torch",
+    "sentence-transformers",
+    "numpy",
+    "tokenizers",
+    "hnswlib",
+)
 _FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 

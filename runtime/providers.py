@@ -37,7 +37,8 @@ PREFERENCE: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
 REQUESTABLE: tuple[str, ...] = (*PREFERENCE, ENGINE, "auto")
 
 _MISSING = {
-    "cuda": f"onnxruntime-gpu with a CUDA 12 driver and cuDNN 9: {GPU_EXTRA}",
+    "cuda": f"onnxruntime-gpu with the CUDA runtime it was built for (12 or 13) and cuDNN 9: "
+    f"{GPU_EXTRA}",
     "tensorrt": f"onnxruntime-gpu and tensorrt (TensorRT 10 libraries) with a CUDA driver: "
     f"{GPU_EXTRA}",
     "cpu": "a working onnxruntime: pip install --force-reinstall onnxruntime",
@@ -60,10 +61,26 @@ def default_trt_cache_dir() -> Path:
 
 
 def available_providers() -> list[str]:
-    """``onnxruntime.get_available_providers()``."""
+    """``onnxruntime.get_available_providers()``, less TensorRT where its libraries are absent.
+
+    onnxruntime-gpu lists ``TensorrtExecutionProvider`` whether or not TensorRT is
+    installed (the EP loads ``libnvinfer`` only when a session opens, then falls back).
+    Most GPU users have CUDA without TensorRT, so ``"auto"`` must not pick it there.
+    """
     import onnxruntime  # light; kept local so tests can inject lists without it
 
-    return list(onnxruntime.get_available_providers())
+    names = list(onnxruntime.get_available_providers())
+    if ORT_NAMES["tensorrt"] in names and not tensorrt_libraries_present():
+        names.remove(ORT_NAMES["tensorrt"])
+    return names
+
+
+def tensorrt_libraries_present() -> bool:
+    """Whether TensorRT's runtime library can be found: the ``tensorrt`` Python package
+    (its wheels carry ``libnvinfer``) or ``libnvinfer`` on the system loader's path."""
+    import ctypes.util
+
+    return importable("tensorrt") or ctypes.util.find_library("nvinfer") is not None
 
 
 def unavailable(requested: str, available: Sequence[str]) -> ProviderUnavailableError:
@@ -176,8 +193,13 @@ def resolve_providers(
 
 
 def cuda_options(device_id: int) -> dict[str, Any]:
-    """The ORT CUDA EP options (the device; ORT's defaults otherwise, none measured here)."""
-    return {"device_id": device_id}
+    """The ORT CUDA EP options: the device, and no TF32.
+
+    ORT's CUDA EP runs float32 MatMuls in TF32 by default on Ampere and newer GPUs (10-bit
+    mantissa). A variant named fp32 must compute in fp32, as the parity figures in the
+    manifest say it does; the fast reduced-precision path is the fp16 variant.
+    """
+    return {"device_id": device_id, "use_tf32": 0}
 
 
 def check_active(session: Any, providers: ProviderList) -> str:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from pathlib import Path
 
 import onnxruntime as ort
 from umr.runtime.providers import ProviderList, check_active
+
+log = logging.getLogger(__name__)
 
 
 def usable_cores() -> int:
@@ -73,6 +77,8 @@ def create_session(
     provider asked for.
     """
     cpu_only = all(name == "CPUExecutionProvider" for name, _ in providers)
+    if not cpu_only:
+        preload_cuda_libraries()
     sess = ort.InferenceSession(
         str(Path(model_path)),
         sess_options=session_options(threads, layout_opt=not (cpu_only and dtype == "float16")),
@@ -80,3 +86,24 @@ def create_session(
         provider_options=[opts for _, opts in providers],
     )
     return sess, check_active(sess, providers)
+
+
+@functools.lru_cache(maxsize=1)
+def preload_cuda_libraries() -> bool:
+    """Load CUDA and cuDNN before a GPU session opens, once per process.
+
+    onnxruntime-gpu's CUDA provider finds ``libcublas``/``libcudnn`` only on the loader's
+    path, while pip installs them (the ``nvidia-*`` wheels that torch brings too) inside
+    site-packages. ``onnxruntime.preload_dlls`` (1.21+) loads them from there, or reuses
+    torch's. Best effort: where it is missing or fails, the libraries may still be on the
+    system path, and if not, :func:`check_active` reports the fallback to the CPU.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return False
+    try:
+        preload()
+    except Exception as exc:  # any failure only means "not preloaded"
+        log.debug("onnxruntime.preload_dlls() failed: %s", exc)
+        return False
+    return True

@@ -10,7 +10,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="run benchmarks (needs umr[bench])",
         description="Benchmarks measured side by side in one run; see `umr bench text --help`, "
-        "`umr bench image --help`, `umr bench fused --help` and `umr bench serve --help`.",
+        "`umr bench image --help`, `umr bench fused --help`, `umr bench serve --help` and "
+        "`umr bench gpu --help`.",
     )
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     t = bsub.add_parser(
@@ -32,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(run=run)
     _add_multimodal(bsub)
     _add_serve(bsub)
+    _add_gpu(bsub)
 
 
 def _add_multimodal(bsub: argparse._SubParsersAction) -> None:
@@ -61,3 +63,12 @@ def _add_serve(bsub: argparse._SubParsersAction) -> None:
     )
     serve_cli.configure_parser(s)
     s.set_defaults(run=serve_cli.run)
+
+
+def _add_gpu(bsub: argparse._SubParsersAction) -> None:
+    # Only the stdlib at import; onnxruntime-gpu, torch and triton are read when it runs.
+    from umr.bench import gpu_cli
+
+    g = bsub.add_parser("gpu", help="a bundle on the CUDA EP vs the CPU EP, Triton pooling")
+    gpu_cli.configure_parser(g)
+    g.set_defaults(run=gpu_cli.run)

@@ -293,7 +293,7 @@ def test_tensorrt_engine_refuses_images_with_a_reason(mm_bundle) -> None:
         emb.embed_image(_images(1))
 
 
-def test_images_need_no_torch(mm_bundle) -> None:
+def test_images_need_no_torch(mm_bundle, tmp_path) -> None:
     script = (
         "import json, sys, numpy as np\n"
         "import umr.runtime\n"
@@ -309,6 +309,7 @@ def test_images_need_no_torch(mm_bundle) -> None:
         text=True,
         timeout=120,
         check=False,
+        cwd=tmp_path,  # not the repo root, whose umr/ folder would shadow the install
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1]) == {"shape": [1, 8], "heavy": []}

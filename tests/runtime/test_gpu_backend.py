@@ -133,13 +133,17 @@ def test_dynamic_int8_is_not_for_tensorrt(tiny_bundle) -> None:
     assert "Q/DQ" in (tensorrt_refusal(tiny_bundle.path / var.file, dynamic) or "")
 
 
-def test_cuda_on_a_cpu_only_install_fails_before_hashing(tiny_bundle) -> None:
+def test_cuda_on_a_cpu_only_install_fails_before_hashing(tiny_bundle, cpu_only_ort) -> None:
     (tiny_bundle.path / "model.onnx").write_bytes(b"corrupt")  # would be a ChecksumError
     with pytest.raises(ProviderUnavailableError) as err:
         Embedder.load(tiny_bundle.path, provider="cuda")
     assert "pip install 'umr[gpu]'" in str(err.value) and CUDA in str(err.value)
 
 
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+    reason="this ONNX Runtime has the CUDA EP: the fallback needs a CPU-only install",
+)
 @pytest.mark.filterwarnings("ignore:Specified provider")  # ORT's own warning, then the fallback
 def test_ort_silent_fallback_is_caught_for_real(tiny_bundle) -> None:
     """This ORT has no CUDA EP: asked for it anyway, ORT runs on CPU; we must refuse."""
@@ -239,7 +243,7 @@ def test_engine_for_another_tensorrt_version_is_refused(tiny_bundle, fake_trt) -
         plan_backend(tiny_bundle.path, m, "fp32", "tensorrt-engine", available=[CPU])
 
 
-def test_auto_on_cpu_ignores_engines_when_tensorrt_is_missing(tiny_bundle) -> None:
+def test_auto_on_cpu_ignores_engines_when_tensorrt_is_missing(tiny_bundle, cpu_only_ort) -> None:
     _add_engine(tiny_bundle.path)
     emb = Embedder.load(tiny_bundle.path, provider="auto", threads=1)
     assert emb.provider == "cpu" and emb.embed_text(["a"]).shape == (1, 8)
@@ -287,10 +291,10 @@ def test_fp16_variant_lets_tensorrt_use_fp16_kernels(tiny_bundle, fake_gpu) -> N
 
 def _ort_has(provider: str) -> bool:
     """The provider is installed and a GPU is there (onnxruntime-gpu lists it regardless)."""
-    import onnxruntime as ort
     from umr.runtime.gpu_env import gpu_info
+    from umr.runtime.providers import available_providers
 
-    return provider in ort.get_available_providers() and gpu_info() is not None
+    return provider in available_providers() and gpu_info() is not None
 
 
 @pytest.mark.skipif(
@@ -320,3 +324,25 @@ def test_tensorrt_ep_caches_its_engine_under_the_key(tiny_bundle, tmp_path, monk
     np.testing.assert_allclose(emb.embed_text(texts, batch_size=128), want, atol=1e-4)
     (key,) = (tmp_path / "tensorrt").iterdir()
     assert key.name.startswith("tiny-") and any(key.iterdir())
+
+
+@pytest.mark.skipif(
+    not _ort_has(CUDA), reason="needs a CUDA GPU (onnxruntime-gpu with CUDAExecutionProvider)"
+)
+def test_cuda_embeds_images_and_pairs_like_the_cpu(mm_bundle) -> None:
+    mm = mm_bundle
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (5 + i % 7, 9 - i % 5, 3), dtype=np.uint8) for i in range(9)]
+    texts = ["the python list", "a", "", "query text", "it"] * 2
+    cpu = Embedder.load(mm.path, threads=1)
+    gpu = Embedder.load(mm.path, provider="cuda")
+    assert gpu.provider == "cuda" and isinstance(gpu._image_graph().backend.run, IoBindingRunner)
+    for batch in (1, 4, 32):
+        np.testing.assert_allclose(
+            gpu.embed_image(images, batch_size=batch), cpu.embed_image(images), atol=1e-5
+        )
+        np.testing.assert_allclose(
+            gpu.embed_fused(texts[:9], images, instruction="in red", batch_size=batch),
+            cpu.embed_fused(texts[:9], images, instruction="in red"),
+            atol=1e-5,
+        )

@@ -126,7 +126,9 @@ def test_auto_takes_both_engines(mm_bundle, fake_engines) -> None:
     assert fake_engines[-1][0] == "multimodal.fp32.fake.engine"
 
 
-def test_without_a_fused_engine_texts_embed_and_images_say_why(mm_bundle, fake_engines) -> None:
+def test_without_a_fused_engine_texts_embed_and_images_say_why(
+    mm_bundle, fake_engines, cpu_only_ort
+) -> None:
     _add_engines(mm_bundle.path, fused=False)
     emb = Embedder.load(mm_bundle.path, provider=ENGINE, threads=1)
     assert emb.embed_text(["the list"]).shape == (1, 8) and emb.modalities == ("text",)

@@ -32,13 +32,20 @@ def test_cpu_on_cpu_only_install() -> None:
     assert resolve_providers("cpu", [CPU]) == [(CPU, {})]
 
 
-def test_cuda_missing_says_what_is_installed_and_how_to_fix() -> None:
+def test_cuda_missing_says_what_is_installed_and_how_to_fix(monkeypatch) -> None:
+    from umr.runtime import providers
+
+    cpu_install = {"onnxruntime": "1.32.0", "onnxruntime-gpu": None, "tensorrt": None}
+    monkeypatch.setattr(
+        gpu_env, "installed_versions", lambda: dict(cpu_install, **{"cuda-python": None})
+    )
+    monkeypatch.setattr(providers, "importable", lambda name: False)
     with pytest.raises(ProviderUnavailableError) as err:
         resolve_providers("cuda", ["AzureExecutionProvider", CPU])
     msg = str(err.value)
     assert CUDA in msg and CPU in msg and "AzureExecutionProvider" in msg
     assert "pip install 'umr[gpu]'" in msg and "onnxruntime-gpu" in msg
-    # ... and which packages are there (this machine: the CPU onnxruntime only)
+    # ... and which packages are there (a CPU-only install)
     assert "onnxruntime-gpu not installed" in msg and "tensorrt importable: False" in msg
 
 
@@ -71,7 +78,7 @@ def test_unknown_provider_name_lists_choices() -> None:
 
 def test_cuda_list_has_device_and_cpu_after_it() -> None:
     got = resolve_providers("cuda", [CUDA, CPU], device_id=1)
-    assert got == [(CUDA, {"device_id": 1}), (CPU, {})]
+    assert got == [(CUDA, {"device_id": 1, "use_tf32": 0}), (CPU, {})]
 
 
 def test_tensorrt_list_caches_engines_and_lists_cuda_then_cpu(tmp_path) -> None:
@@ -84,7 +91,7 @@ def test_tensorrt_list_caches_engines_and_lists_cuda_then_cpu(tmp_path) -> None:
     assert opts["trt_timing_cache_path"] == str(tmp_path / "abc")
     assert opts["device_id"] == 0
     assert opts["trt_fp16_enable"] is False  # an fp32 graph is not lowered behind the user's back
-    assert got[1] == (CUDA, {"device_id": 0})
+    assert got[1] == (CUDA, {"device_id": 0, "use_tf32": 0})
 
 
 def test_tensorrt_without_cuda_ep_goes_straight_to_cpu() -> None:
@@ -153,3 +160,32 @@ def test_check_active_detects_trt_fallback_to_cuda() -> None:
     providers = resolve_providers("tensorrt", [TRT, CUDA, CPU])
     with pytest.raises(ProviderUnavailableError, match=TRT):
         check_active(FakeSession([CUDA, CPU]), providers)
+
+
+@pytest.mark.parametrize("trt_libs", [True, False])
+def test_tensorrt_is_offered_only_where_its_libraries_are(monkeypatch, trt_libs) -> None:
+    import onnxruntime as ort
+    from umr.runtime import providers
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
+    monkeypatch.setattr(providers, "tensorrt_libraries_present", lambda: trt_libs)
+    assert providers.available_providers() == ([TRT, CUDA, CPU] if trt_libs else [CUDA, CPU])
+    assert pick("auto", providers.available_providers()) == ("tensorrt" if trt_libs else "cuda")
+    if not trt_libs:  # asked for by name, it fails at once saying what is missing
+        with pytest.raises(ProviderUnavailableError, match="TensorRT 10 libraries"):
+            resolve_providers("tensorrt")
+
+
+def test_tensorrt_libraries_are_looked_for_in_both_places(monkeypatch) -> None:
+    import ctypes.util
+
+    from umr.runtime import providers
+
+    monkeypatch.setattr(providers, "importable", lambda name: False)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert not providers.tensorrt_libraries_present()
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.10")
+    assert providers.tensorrt_libraries_present()
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(providers, "importable", lambda name: name == "tensorrt")
+    assert providers.tensorrt_libraries_present()

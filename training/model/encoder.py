@@ -38,11 +38,33 @@ def resolve_backbone(cfg: ModelConfig, override: str | os.PathLike[str] | None =
 
 
 def masked_mean_l2(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``hidden`` over rows where ``mask`` is 1, then L2 (empty masks give 0)."""
+    """Mean of ``hidden`` over rows where ``mask`` is 1, then L2 (empty masks give 0).
+
+    On a CUDA GPU, with no gradient to carry, this is the Triton kernel
+    (:func:`umr.kernels.triton_pool.triton_pool`): one pass instead of a masked
+    ``[batch, seq, dim]`` temporary and four more kernels. Training (gradients) and
+    CPU tensors take the torch ops, which the kernel matches (tests/kernels).
+    """
+    if _triton_applies(hidden):
+        from umr.kernels.triton_pool import triton_pool
+
+        mask = mask.to(torch.int32) if mask.is_floating_point() else mask  # 0/1 either way
+        return triton_pool(hidden, mask, mask, "mean").to(hidden.dtype)
     m = mask.to(hidden.dtype).unsqueeze(-1)
     summed = (hidden * m).sum(1)
-    mean = summed / m.sum(1).clamp_min(1e-9)
-    return F.normalize(mean, dim=-1, eps=1e-12)
+    # The count in fp32: in fp16, 1e-9 rounds to 0 and an empty row would give 0/0 = NaN.
+    mean = summed.float() / m.sum(1).float().clamp_min(1e-9)
+    return F.normalize(mean, dim=-1, eps=1e-12).to(hidden.dtype)
+
+
+def _triton_applies(hidden: torch.Tensor) -> bool:
+    if not hidden.is_cuda or (torch.is_grad_enabled() and hidden.requires_grad):
+        return False
+    if os.environ.get("UMR_TRITON_POOL", "1") == "0":  # escape hatch, e.g. to compare
+        return False
+    from umr.kernels.triton_pool import triton_available
+
+    return triton_available()
 
 
 class UmrEncoder(nn.Module):
