@@ -38,6 +38,7 @@ from umr.errors import ExportError
 INPUTS = ("input_ids", "attention_mask", "pool_mask", "pixel_values")
 OUTPUT_NAME = "sentence_embedding"
 _HIDDEN, _ATTN, _POOL = "last_hidden_state", "fused_attention_mask", "fused_pool_mask"
+_SKIP = "image_skip"  # models with ModelConfig.image_residual: gate * unit mean image token
 #: Optimum's default opset for BERT-style encoders (the text graph gets it too): 17+ keeps
 #: LayerNormalization one op, which the fp16 conversion keeps in fp32 by op type.
 OPSET = 18
@@ -69,6 +70,7 @@ class FusedEncoder(torch.nn.Module):
         # a copy, so the export does not edit the model's own.
         self.config = copy.deepcopy(model.backbone.config)
         self.config.umr_image_size = model.cfg.image.size
+        self.config.umr_image_residual = hasattr(model, "image_gate")
 
     def forward(
         self,
@@ -85,7 +87,10 @@ class FusedEncoder(torch.nn.Module):
         mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)
         pool = torch.cat([pool_mask[:, :1], ones, pool_mask[:, 1:]], dim=1)
         # UmrEncoder's own encoder call (extended mask + backbone layers), not a copy of it.
-        return {_HIDDEN: m._encode(emb, mask), _ATTN: mask, _POOL: pool}
+        out = {_HIDDEN: m._encode(emb, mask), _ATTN: mask, _POOL: pool}
+        if hasattr(m, "image_gate"):  # UmrEncoder.forward's skip path, added after pooling
+            out[_SKIP] = m.image_gate * torch.nn.functional.normalize(img.mean(1), dim=-1)
+        return out
 
 
 class FusedDummyInputs(DummyInputGenerator):
@@ -142,7 +147,10 @@ class UmrFusedOnnxConfig(OnnxConfig):
 
     @property
     def outputs(self) -> dict[str, dict[int, str]]:
-        return {name: dict(_FUSED) for name in (_HIDDEN, _ATTN, _POOL)}
+        out = {name: dict(_FUSED) for name in (_HIDDEN, _ATTN, _POOL)}
+        if getattr(self._config, "umr_image_residual", False):
+            out[_SKIP] = {0: "batch_size"}
+        return out
 
 
 def export_fused(model: Any, work_dir: Path) -> Path:
@@ -190,21 +198,25 @@ def attach_pooling(fused_onnx: Path, out_path: Path) -> tuple[str, ...]:
     model = onnx.load(str(fused_onnx))
     g = model.graph
     have = [o.name for o in g.output]
-    if have != [_HIDDEN, _ATTN, _POOL]:
+    if have not in ([_HIDDEN, _ATTN, _POOL], [_HIDDEN, _ATTN, _POOL, _SKIP]):
         raise ExportError(f"{fused_onnx}: outputs {have}, expected {[_HIDDEN, _ATTN, _POOL]}")
+    skip = _SKIP in have
     dim = g.output[0].type.tensor_type.shape.dim[2].dim_value or "hidden_size"
     spec = PoolingSpec(mode="mean", normalize=True, output=OUTPUT_NAME)
     model.functions.append(pooling_function(spec, default_opset(model)))
     model.opset_import.append(helper.make_opsetid(FUNCTION_DOMAIN, 1))
     name = spec.function_name
+    pooled = "pooled_embedding" if skip else OUTPUT_NAME
     node = helper.make_node(
         name,
         [_HIDDEN, _ATTN, _POOL],
-        [OUTPUT_NAME],
+        [pooled],
         name=NODE_PREFIX + name,
         domain=FUNCTION_DOMAIN,
     )
     g.node.append(node)
+    if skip:
+        g.node.extend(_skip_nodes(pooled, _SKIP, OUTPUT_NAME))
     del g.output[:]
     g.output.append(
         helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch_size", dim])
@@ -212,6 +224,27 @@ def attach_pooling(fused_onnx: Path, out_path: Path) -> tuple[str, ...]:
     onnx.checker.check_model(model, full_check=True)
     save_model(model, out_path)
     return tuple(i.name for i in g.input)
+
+
+def _skip_nodes(pooled: str, skip: str, out: str) -> list[onnx.NodeProto]:
+    """``out = (pooled + skip) / max(||pooled + skip||, 1e-12)``, as in UmrEncoder.forward."""
+    eps = helper.make_tensor("skip_l2_eps", TensorProto.FLOAT, [], [1e-12])
+    return [
+        helper.make_node(
+            "Constant",
+            [],
+            ["skip_axes"],
+            name="umr_skip_axes",
+            value=helper.make_tensor("skip_axes_value", TensorProto.INT64, [1], [-1]),
+        ),
+        helper.make_node("Constant", [], ["skip_eps"], name="umr_skip_eps", value=eps),
+        helper.make_node("Add", [pooled, skip], ["skip_sum"], name="umr_skip_add"),
+        helper.make_node(
+            "ReduceL2", ["skip_sum", "skip_axes"], ["skip_norm"], name="umr_skip_norm", keepdims=1
+        ),
+        helper.make_node("Max", ["skip_norm", "skip_eps"], ["skip_den"], name="umr_skip_max"),
+        helper.make_node("Div", ["skip_sum", "skip_den"], [out], name="umr_skip_div"),
+    ]
 
 
 def graph_input_dims(path: Path) -> dict[str, tuple[str | int, ...]]:

@@ -111,15 +111,18 @@ def plan_backend(
     return Plan(chosen, root / var.file, providers, device_id, profile.max_batch, var.dtype)
 
 
-def open_backend(plan: Plan, manifest: BundleManifest, threads: int) -> Backend:
-    """Load what ``plan`` names; ``threads`` as in :func:`umr.runtime.session.thread_plan`."""
+def open_backend(
+    plan: Plan, manifest: BundleManifest, threads: int, graph: str = "text"
+) -> Backend:
+    """Load what ``plan`` names; ``threads`` and ``graph`` (``"text"`` or ``"fused"``) as
+    in :func:`umr.runtime.session.thread_plan`."""
     if plan.provider == ENGINE:
         from umr.runtime.trt_engine import TrtEngineRunner
 
         runner = TrtEngineRunner(plan.path, manifest.inputs, manifest.output, plan.device_id)
         log.info("running TensorRT engine %s without ONNX Runtime", plan.path.name)
         return Backend(runner, runner, ENGINE, runner.max_rows, is_ort=False)
-    intra_op, _ = thread_plan(short_name(plan.providers[0][0]), threads)
+    intra_op, _ = thread_plan(short_name(plan.providers[0][0]), threads, graph, plan.dtype)
     session, active = create_session(plan.path, plan.providers, intra_op, dtype=plan.dtype)
     run = make_runner(session, active, manifest.output, plan.device_id)
     return Backend(session, run, active, plan.max_rows, is_ort=True)

@@ -187,7 +187,7 @@ def open_image_graph(
     else:
         provider = "auto" if text.provider == ENGINE else text.provider
         plan = plan_backend(root, fused, variant, provider)
-    backend = open_backend(plan, fused, threads)
+    backend = open_backend(plan, fused, threads, graph="fused")
     if backend.is_ort:  # an engine checks its own tensors against the manifest
         check_signature(backend.session, fused, root / var.image_file)
     text_inputs = [n for n in spec.inputs if n != spec.pixel_input]

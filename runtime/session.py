@@ -21,17 +21,33 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def thread_plan(provider: str, threads: int) -> tuple[int, int]:
+def thread_plan(
+    provider: str, threads: int, graph: str = "text", dtype: str = "float32"
+) -> tuple[int, int]:
     """``(intra_op_threads, workers)`` for ``threads`` cores on ``provider``.
 
-    On the CPU, umr runs one single-threaded session from ``threads`` workers, each
-    taking whole batches. Measured on all-MiniLM-L6-v2 with 2 cores against one
-    2-thread session: fp32 187 vs 148 docs/s, int8 one text per call 344 vs 183, and
-    batch-1 latency lower too (fp32 2.01 vs 2.17 ms, int8 1.19 vs 1.44 ms): the ops of
-    a small encoder are too short to split across threads without losing more to
-    synchronisation than the second core gives back. A GPU provider gets one worker.
+    On the CPU, umr runs one session from ``threads`` workers, each taking whole
+    batches. For the text graph the session is single-threaded. Measured on
+    all-MiniLM-L6-v2 with 2 cores against one 2-thread session: fp32 187 vs 148 docs/s,
+    int8 one text per call 344 vs 183, and batch-1 latency lower too (fp32 2.01 vs
+    2.17 ms, int8 1.19 vs 1.44 ms). Against a 2-thread session with 2 workers, it gave
+    8-15% more fp32 and 25% more int8 throughput. The ops of a small text encoder are too
+    short to split across threads without losing more to synchronisation than the second
+    core gives back.
+
+    The fused text+image graph (``graph="fused"``) in floating point gets 2 intra-op
+    threads. Its ops are larger: convolutions, and image tokens added to every sequence.
+    With 2 workers on 2 cores, fp32 batch-1 pairs took 7.3-7.4 ms instead of 9.0-9.6 ms
+    (median of 100). Images at batch 32 ran within noise of the single-threaded plan
+    (385-398 vs 386-409 images/s). Its int8 graph lost both ways (4.2 -> 5.0 ms, 480 ->
+    384 images/s), so int8 stays single-threaded. Concurrent runs share the session's one
+    extra pool thread, so this cannot oversubscribe more cores. A GPU provider gets one
+    worker.
     """
-    return (1, threads) if provider == "cpu" else (threads, 1)
+    if provider != "cpu":
+        return (threads, 1)
+    two = graph == "fused" and dtype in ("float32", "float16")
+    return (min(2, threads) if two else 1, threads)
 
 
 def session_options(threads: int, *, layout_opt: bool = True) -> ort.SessionOptions:

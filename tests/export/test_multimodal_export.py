@@ -451,3 +451,37 @@ def test_fp16_bundle_opens_and_embeds_on_the_cpu(checkpoint: Path, tmp_path: Pat
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert float(proc.stdout.strip()) > 0.999
+
+
+def test_image_skip_path_is_in_the_fused_graph_and_matters(bundle: Path, merged) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+
+    assert hasattr(merged, "image_gate")  # umr-tiny mirrors the default model's skip path
+    graph = onnx.load(str(bundle / "multimodal.onnx"), load_external_data=False).graph
+    assert {"umr_skip_add", "umr_skip_div"} <= {n.name for n in graph.node}
+    feeds, pixels = _feeds(bundle, ["red circle"] * 2, [None] * 2), _images(2, seed=3)
+    with_gate = _fused_run(_session(bundle / "multimodal.onnx"), feeds, pixels)
+    import torch
+
+    saved = float(merged.image_gate.detach())
+    with torch.no_grad():
+        merged.image_gate.fill_(0.0)
+        try:
+            without = _torch(merged, feeds, pixels)
+        finally:
+            merged.image_gate.fill_(saved)
+    assert float(np.min(np.sum(with_gate * without, axis=1))) < 0.9999
+
+
+def test_a_model_without_the_skip_path_exports_plain_early_fusion(tmp_path: Path) -> None:
+    from umr.export.checkpoint_source import load_merged
+    from umr.export.multimodal_export import export_multimodal
+
+    ckpt = _checkpoint(tmp_path, image_residual=0.0)
+    out = tmp_path / "plain"
+    export_multimodal(out, ckpt, parity_data=None, progress=False, variants=("fp32",))
+    model = load_merged(ckpt).model
+    assert not hasattr(model, "image_gate")
+    feeds, pixels = _feeds(out, ["red circle", "blue"], [None, None]), _images(2, seed=5)
+    fused = _fused_run(_session(out / "multimodal.onnx"), feeds, pixels)
+    np.testing.assert_allclose(fused, _torch(model, feeds, pixels), atol=2e-5)

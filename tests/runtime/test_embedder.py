@@ -270,6 +270,13 @@ def test_thread_plan_uses_single_threaded_workers_on_cpu_only() -> None:
     assert thread_plan("cpu", 1) == (1, 1)
     assert thread_plan("cuda", 4) == (4, 1)
     assert thread_plan("tensorrt", 2) == (2, 1)
+    # the fused text+image graph's larger ops take a second intra-op thread, never more
+    assert thread_plan("cpu", 2, "fused") == (2, 2)
+    assert thread_plan("cpu", 1, "fused") == (1, 1)
+    assert thread_plan("cpu", 16, "fused") == (2, 16)
+    assert thread_plan("cuda", 4, "fused") == (4, 1)
+    assert thread_plan("cpu", 2, "fused", "int8") == (1, 2)  # int8 lost with two
+    assert thread_plan("cpu", 2, "fused", "float16") == (2, 2)
 
 
 def test_parallel_workers_give_exactly_the_serial_vectors(tiny_bundle) -> None:

@@ -393,3 +393,11 @@ def test_calls_respect_batch_size_and_token_budget(emb, monkeypatch, batch_size,
     for rows, width in calls:
         assert rows <= batch_size
         assert budget is None or rows == 1 or rows * (width + 2) <= budget
+
+
+@pytest.mark.parametrize(("variant", "fused_threads"), [("fp32", 2), ("int8", 1)])
+def test_fused_graph_threads_follow_the_plan(mm_bundle, variant, fused_threads) -> None:
+    emb = Embedder.load(mm_bundle.path, variant=variant, threads=2)
+    assert emb._session.get_session_options().intra_op_num_threads == 1
+    fused = emb._image_graph().backend.session
+    assert fused.get_session_options().intra_op_num_threads == fused_threads

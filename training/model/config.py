@@ -50,13 +50,19 @@ class LoraConfig:
 class ModelConfig:
     """One architecture. ``fusion="early"`` puts image tokens in the backbone's sequence
     (VISTA layout ``[CLS][image][text][SEP]``); ``"score"`` is the UniIR CLIP_SF
-    baseline: separate image and text vectors, summed for pairs."""
+    baseline: separate image and text vectors, summed for pairs.
+
+    ``image_residual`` > 0 (early fusion only) adds a learnable skip path around the
+    backbone for rows with an image: the pooled vector plus ``g`` times the unit mean of
+    the image tokens the backbone was given, then L2; ``g`` starts at this value. Text-only
+    rows are untouched. 0 turns it off."""
 
     name: str
     backbone: str = "default"
     fusion: str = "early"
     max_text_tokens: int = 64
     temperature_init: float = 0.05
+    image_residual: float = 0.0
     vision: VisionConfig = field(default_factory=VisionConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     image: ImagePreprocess = field(default_factory=ImagePreprocess)

@@ -84,6 +84,8 @@ class UmrEncoder(nn.Module):
         self.fusion_override: str | None = None
         # log(1/t): learnable temperature, clamped in use so logits stay finite
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature_init)))
+        if cfg.image_residual > 0:  # the image tokens' skip path (ModelConfig.image_residual)
+            self.image_gate = nn.Parameter(torch.tensor(float(cfg.image_residual)))
 
     @property
     def dim(self) -> int:
@@ -116,13 +118,18 @@ class UmrEncoder(nn.Module):
             input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
         )
         mask, pool = attention_mask, pool_mask
+        img = None
         if pixels is not None and has_image is not None and bool(has_image.any()):
             img = self._image_rows(pixels, has_image)
             flag = has_image.to(mask.dtype).unsqueeze(1).expand(-1, img.shape[1])
             emb = torch.cat([emb[:, :1], img, emb[:, 1:]], dim=1)
             mask = torch.cat([mask[:, :1], flag, mask[:, 1:]], dim=1)
             pool = torch.cat([pool[:, :1], flag, pool[:, 1:]], dim=1)
-        return masked_mean_l2(self._encode(emb, mask), pool)
+        out = masked_mean_l2(self._encode(emb, mask), pool)
+        if img is None or not hasattr(self, "image_gate"):
+            return out
+        skip = F.normalize(img.mean(1), dim=-1) * has_image.to(out.dtype).unsqueeze(1)
+        return F.normalize(out + self.image_gate.to(out.dtype) * skip, dim=-1, eps=1e-12)
 
     def _image_rows(self, pixels: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
         """Image tokens for the rows that have an image, zeros elsewhere: blank images
