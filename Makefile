@@ -53,8 +53,9 @@ bench: bundle
 # The multimodal model (issue 3): real emoji/icon data from npm, the default recipe, its eval.
 data: $(DATA)/manifest.json
 
-$(DATA)/manifest.json: | $(STAMP)
-	$(BIN)/umr data emoji --out $(DATA)
+# Rebuilt (--force) when the record builder changes: its records feed training.
+$(DATA)/manifest.json: training/data/emoji_tasks.py | $(STAMP)
+	$(BIN)/umr data emoji --out $(DATA) --force
 
 # Retrains the shipped default model and its score-fusion baseline (~35 min each alone on 2 cores).
 model: data
