@@ -29,6 +29,7 @@ from umr.kernels.onnx_pooling import (
     FUNCTION_DOMAIN,
     NODE_PREFIX,
     PoolingSpec,
+    build_l2_nodes,
     default_opset,
     pooling_function,
 )
@@ -199,7 +200,10 @@ def attach_pooling(fused_onnx: Path, out_path: Path) -> tuple[str, ...]:
     g = model.graph
     have = [o.name for o in g.output]
     if have not in ([_HIDDEN, _ATTN, _POOL], [_HIDDEN, _ATTN, _POOL, _SKIP]):
-        raise ExportError(f"{fused_onnx}: outputs {have}, expected {[_HIDDEN, _ATTN, _POOL]}")
+        raise ExportError(
+            f"{fused_onnx}: outputs {have}, expected {[_HIDDEN, _ATTN, _POOL]}"
+            f" (then {_SKIP!r} for a model with the image skip path)"
+        )
     skip = _SKIP in have
     dim = g.output[0].type.tensor_type.shape.dim[2].dim_value or "hidden_size"
     spec = PoolingSpec(mode="mean", normalize=True, output=OUTPUT_NAME)
@@ -216,7 +220,7 @@ def attach_pooling(fused_onnx: Path, out_path: Path) -> tuple[str, ...]:
     )
     g.node.append(node)
     if skip:
-        g.node.extend(_skip_nodes(pooled, _SKIP, OUTPUT_NAME))
+        g.node.extend(_skip_nodes(pooled, _SKIP, OUTPUT_NAME, default_opset(model)))
     del g.output[:]
     g.output.append(
         helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch_size", dim])
@@ -226,25 +230,10 @@ def attach_pooling(fused_onnx: Path, out_path: Path) -> tuple[str, ...]:
     return tuple(i.name for i in g.input)
 
 
-def _skip_nodes(pooled: str, skip: str, out: str) -> list[onnx.NodeProto]:
-    """``out = (pooled + skip) / max(||pooled + skip||, 1e-12)``, as in UmrEncoder.forward."""
-    eps = helper.make_tensor("skip_l2_eps", TensorProto.FLOAT, [], [1e-12])
-    return [
-        helper.make_node(
-            "Constant",
-            [],
-            ["skip_axes"],
-            name="umr_skip_axes",
-            value=helper.make_tensor("skip_axes_value", TensorProto.INT64, [1], [-1]),
-        ),
-        helper.make_node("Constant", [], ["skip_eps"], name="umr_skip_eps", value=eps),
-        helper.make_node("Add", [pooled, skip], ["skip_sum"], name="umr_skip_add"),
-        helper.make_node(
-            "ReduceL2", ["skip_sum", "skip_axes"], ["skip_norm"], name="umr_skip_norm", keepdims=1
-        ),
-        helper.make_node("Max", ["skip_norm", "skip_eps"], ["skip_den"], name="umr_skip_max"),
-        helper.make_node("Div", ["skip_sum", "skip_den"], [out], name="umr_skip_div"),
-    ]
+def _skip_nodes(pooled: str, skip: str, out: str, opset: int) -> list[onnx.NodeProto]:
+    """``out = L2(pooled + skip)``, as in UmrEncoder.forward."""
+    add = helper.make_node("Add", [pooled, skip], ["skip_sum"], name="umr_skip_add")
+    return [add, *build_l2_nodes("skip_sum", out, opset, prefix="umr_skip_")]
 
 
 def graph_input_dims(path: Path) -> dict[str, tuple[str | int, ...]]:

@@ -131,6 +131,16 @@ def _l2_nodes(b: _Nodes, x: str) -> str:
     return b.add("Div", [x, b.add("Max", [norm, b.const(NORM_EPS, 1)])])
 
 
+def build_l2_nodes(x: str, out: str, opset: int, prefix: str = "umr_l2/") -> list[onnx.NodeProto]:
+    """Nodes writing ``out = x / max(||x||, eps)`` over axis 1: the pooling's own L2, for
+    graphs that add to a pooled vector before normalizing (the image skip path)."""
+    b = _Nodes(prefix, opset)
+    nodes = b.nodes
+    _l2_nodes(b, x)
+    nodes[-1].output[0] = out  # the Div that made it: named as the caller asked
+    return nodes
+
+
 def build_pooling_nodes(
     spec: PoolingSpec, opset: int, prefix: str = "umr_pool/"
 ) -> tuple[list[onnx.NodeProto], str]:

@@ -458,7 +458,9 @@ def test_image_skip_path_is_in_the_fused_graph_and_matters(bundle: Path, merged)
 
     assert hasattr(merged, "image_gate")  # umr-tiny mirrors the default model's skip path
     graph = onnx.load(str(bundle / "multimodal.onnx"), load_external_data=False).graph
-    assert {"umr_skip_add", "umr_skip_div"} <= {n.name for n in graph.node}
+    makers = {o: n for n in graph.node for o in n.output}
+    assert makers["sentence_embedding"].op_type == "Div"  # the L2 after the skip's Add
+    assert "umr_skip_add" in {n.name for n in graph.node}
     feeds, pixels = _feeds(bundle, ["red circle"] * 2, [None] * 2), _images(2, seed=3)
     with_gate = _fused_run(_session(bundle / "multimodal.onnx"), feeds, pixels)
     import torch
