@@ -23,12 +23,13 @@ from .model.text_batch import TextBatcher
 
 
 def text_sides(records: Sequence[Record]) -> list[Side]:
-    """Distinct text-only sides (queries with their instructions, and candidates)."""
+    """Distinct texts to look up (with their instructions): every text-only side, and the
+    text part of every text+image side, which score fusion pools on its own."""
     seen: dict[tuple, Side] = {}
     for r in records:
         for s in (r.query, r.positive, *r.negatives):
-            if s.image is None:
-                seen.setdefault((s.text, s.instruction), s)
+            if s.text is not None:
+                seen.setdefault((s.text, s.instruction), Side(s.text, None, s.instruction))
     return list(seen.values())
 
 

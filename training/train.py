@@ -202,14 +202,19 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Vectors for ``sides`` (looked up where the bank knows them, else the model's) and,
         with a ``teacher``, the distillation term over the image-only ones."""
-        known = [i for i, s in enumerate(sides) if (s.text, s.instruction) in self.bank.lookup]
+        lookup = self.bank.lookup
+        known = [
+            i for i, s in enumerate(sides) if s.image is None and (s.text, s.instruction) in lookup
+        ]
         looked_up = set(known)
         rest = [i for i in range(len(sides)) if i not in looked_up]
         parts, term = [], None
         if known:
             keys = [(sides[i].text, sides[i].instruction) for i in known]
-            parts.append(torch.stack([self.bank.lookup[k] for k in keys]))
-        if rest:
+            parts.append(torch.stack([lookup[k] for k in keys]))
+        if rest and self._score_from_lookup([sides[i] for i in rest]):
+            parts.append(self._score_rows([sides[i] for i in rest], [keep_colour[i] for i in rest]))
+        elif rest:
             feeds = side_inputs(
                 [sides[i] for i in rest],
                 self.batcher,
@@ -224,6 +229,31 @@ class Trainer:
                 term = distill_loss(parts[-1], feeds, teacher)
         order = torch.tensor(known + rest)
         return torch.cat(parts)[torch.argsort(order)], term
+
+    def _score_from_lookup(self, sides: list[Side]) -> bool:
+        """Score fusion with a frozen backbone: every side's text part is in the lookup,
+        so the backbone need not run (in the vision stage it was most of the step)."""
+        if (self.model.fusion_override or self.model.cfg.fusion) != "score":
+            return False
+        if not self.bank.lookup:  # filled in frozen stages only
+            return False
+        return all(
+            s.image is not None and (s.text is None or (s.text, s.instruction) in self.bank.lookup)
+            for s in sides
+        )
+
+    def _score_rows(self, sides: list[Side], keep_colour: list[bool]) -> torch.Tensor:
+        """What the model's score-fusion forward gives for ``sides``, from looked-up text."""
+        pixels, has_image = self.cache.pixels(
+            [s.image for s in sides], aug=self.recipe.augment, rng=self.rng, keep_colour=keep_colour
+        )
+        zero = torch.zeros(self.model.dim)
+        text = torch.stack(
+            [zero if s.text is None else self.bank.lookup[(s.text, s.instruction)] for s in sides]
+        )
+        has_text = torch.tensor([s.text is not None for s in sides])
+        with self._autocast():
+            return self.model.score_combine(text, has_text, pixels, has_image).float()
 
     def _step(self, stage: Stage, opt: torch.optim.Optimizer) -> float:
         batch = self.sampler.sample(self.rng, stage.tasks, stage.batch_size, stage.hard_negatives)

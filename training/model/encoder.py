@@ -157,6 +157,20 @@ class UmrEncoder(nn.Module):
             input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
         )
         text = masked_mean_l2(self._encode(emb, attention_mask), pool_mask)
+        return self.score_combine(text, has_text, pixels, has_image)
+
+    def score_combine(
+        self,
+        text: torch.Tensor,
+        has_text: torch.Tensor,
+        pixels: torch.Tensor | None,
+        has_image: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Score fusion from text vectors already pooled: ``L2(text + L2(image))``.
+
+        With the backbone frozen the text vectors never change, so training looks them
+        up instead of running the backbone again (:class:`umr.training.text_bank.TextBank`).
+        """
         total = text * has_text.to(text.dtype).unsqueeze(1)
         if pixels is not None and has_image is not None and bool(has_image.any()):
             image = F.normalize(self._image_rows(pixels, has_image).mean(1), dim=-1)
