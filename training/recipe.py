@@ -13,6 +13,7 @@ from umr.errors import ConfigError
 from .augment import AugmentConfig
 from .data.records import TASKS
 from .model.config import build_dataclass
+from .precision import PRECISIONS
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 BACKBONE_MODES = ("frozen", "lora")
@@ -51,7 +52,7 @@ class Recipe:
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     exclude_styles: tuple[str, ...] = ()
-    precision: str = "fp32"  # "bf16": autocast matmuls (AMX/AVX-512 bf16 CPUs, GPUs)
+    precision: str = "auto"  # "bf16" autocasts matmuls; "auto": bf16 where native (precision.py)
     log_every: int = 10
     checkpoint_every: int = 100
 
@@ -93,8 +94,8 @@ def recipe_from_dict(data: Any, where: str = "recipe") -> Recipe:
     kw["stages"] = tuple(_stage(s, f"{where}: stage {i}") for i, s in enumerate(stages))
     kw["augment"] = AugmentConfig.from_dict(kw.get("augment", {}))
     kw["exclude_styles"] = tuple(kw.get("exclude_styles", ()))
-    if kw.get("precision", "fp32") not in ("fp32", "bf16"):
-        raise ConfigError(f"{where}: precision must be 'fp32' or 'bf16'")
+    if kw.get("precision", "auto") not in PRECISIONS:
+        raise ConfigError(f"{where}: precision must be one of {list(PRECISIONS)}")
     return build_dataclass(Recipe, kw, where)
 
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from .model.build import add_lora, build_model
 from .model.encoder import UmrEncoder
 from .model.text_batch import TextBatcher
 from .optim import load_optimizer_state, make_optimizer, optimizer_state, set_lr
+from .precision import emulation_warning, resolve_precision
 from .recipe import Recipe, Stage
 from .text_bank import TextBank, text_candidates, text_sides
 
@@ -59,6 +61,8 @@ class Trainer:
         )
         self.rng = np.random.default_rng(recipe.seed)
         self.state: dict[str, Any] = {"stage": 0, "step": 0, "global_step": 0, "mined_stage": -1}
+        # Resolved once and kept in the checkpoint, so a resumed run computes as it began.
+        self.state["precision"] = resolve_precision(recipe.precision)
         self.opt_tensors: dict[str, torch.Tensor] | None = None
         self.bank = TextBank()
         self.saved_bank: dict[str, torch.Tensor] | None = None
@@ -79,6 +83,8 @@ class Trainer:
         load_trained(self.model, load_file(ckpt / "trained.safetensors"), str(ckpt))
         self.rng.bit_generator.state = state.pop("rng")
         self.sampler.mined = _mined_from_json(state.pop("mined"), self.records)
+        # Checkpoints from before "auto" existed ran the recipe's own precision.
+        state.setdefault("precision", self.recipe.precision)
         self.state = state
         if (ckpt / OPTIMIZER).is_file():
             self.opt_tensors = load_file(ckpt / OPTIMIZER)
@@ -90,6 +96,10 @@ class Trainer:
     # -- the run --------------------------------------------------------------------
     def run(self, *, progress: bool = True) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
+        used = self.state["precision"]
+        self._write_log({"event": "precision", "asked": self.recipe.precision, "used": used})
+        if (why := emulation_warning(used)) is not None:
+            warnings.warn(why, RuntimeWarning, stacklevel=2)
         for idx in range(self.state["stage"], len(self.recipe.stages)):
             self.state["stage"] = idx
             self._run_stage(self.recipe.stages[idx], progress)
@@ -313,7 +323,7 @@ class Trainer:
         return loss.detach()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.recipe.precision)
+        return autocast(self.state["precision"])
 
     # -- persistence ------------------------------------------------------------------
     def _save(self, where: Path, opt: torch.optim.Optimizer | None) -> None:

@@ -135,6 +135,7 @@ def write_recipe(path: Path, data: Path, steps: int = 4, **stage2: object) -> Pa
         "model": "umr-tiny",
         "data": str(data),
         "seed": 0,
+        "precision": "fp32",  # the same computation on every CPU ("auto" would vary)
         "log_every": 1,
         "checkpoint_every": 2,
         "stages": [
