@@ -84,7 +84,11 @@ class BatchSampler:
     ) -> list[Side]:
         if hard <= 0:
             return []
-        pool = self.mined.get(rec_i) or list(rec.negatives)
+        # The record's own near misses stay beside the mined ones: mining only reaches
+        # some queries, and it need not find every sibling.
+        pool = list(self.mined.get(rec_i, ()))
+        seen = {s.key for s in pool}
+        pool += [n for n in rec.negatives if n.key not in seen]
         if not pool:
             return []
         take = rng.choice(len(pool), size=min(hard, len(pool)), replace=False)

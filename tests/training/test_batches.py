@@ -65,3 +65,28 @@ def test_sampled_batches_carry_one_flag_per_query() -> None:
     assert len(batch.text_answers) == 6
     for task, text in zip(batch.tasks, batch.text_answers, strict=True):
         assert text == (task == "qi->ct")
+
+
+def test_hard_negatives_draw_from_mined_and_record_negatives_alike() -> None:
+    near = Side(image=_img("a-light"))
+    rec = Record(
+        task="(qi,qt)->ci",
+        query=Side(image=_img("a-tw"), text="dark skin tone"),
+        positive=Side(image=_img("a-dark")),
+        negatives=(near,),
+        meta={"identity": "a"},
+    )
+    sampler = BatchSampler([rec])
+    mined = Side(image=_img("b-dark"))
+    sampler.mined[0] = [mined, near]  # mining found the record's own near miss too
+    seen = {
+        tuple(
+            c.key
+            for c in sampler.sample(np.random.default_rng(s), {rec.task: 1.0}, 2, 1).candidates[2:]
+        )
+        for s in range(20)
+    }
+    assert {(mined.key,), (near.key,)} >= {k[:1] for k in seen}
+    assert any(near.key in k for k in seen) and any(mined.key in k for k in seen)
+    many = sampler.sample(np.random.default_rng(0), {rec.task: 1.0}, 1, 5).candidates[1:]
+    assert sorted(c.key for c in many) == sorted([mined.key, near.key])  # no duplicates

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from umr.training.data.emoji_extract import Emoji, Icon
+from umr.training.data.emoji_extract import Emoji, Icon, Variant
 from umr.training.data.records import Record, Side
 
 from umr.errors import DataError
@@ -57,11 +57,18 @@ def split_identities(ids: Sequence[str], n_test: int, seed: int, what: str) -> s
     return set(order[:n_test])
 
 
-def _record(task: str, meta: dict[str, Any], query: _Pair, candidate: _Pair) -> Record:
+def _record(
+    task: str,
+    meta: dict[str, Any],
+    query: _Pair,
+    candidate: _Pair,
+    negatives: Sequence[Path] = (),
+) -> Record:
     return Record(
         task=task,
         query=Side(text=query[0], image=query[1], instruction=TASK_INSTRUCTIONS[task]),
         positive=Side(text=candidate[0], image=candidate[1]),
+        negatives=tuple(Side(image=n) for n in negatives),
         meta=meta,
     )
 
@@ -87,10 +94,28 @@ def emoji_records(
         for var in emoji.variants:
             if style in var.images:
                 target = images / style / var.images[style]
-                yield _record("(qi,qt)->ci", meta, (var.modifier, img), (None, target))
+                negs = _variant_negatives(emoji, images, var, style, img) if train else ()
+                yield _record("(qi,qt)->ci", meta, (var.modifier, img), (None, target), negs)
     for word in filter(keyword_ok, emoji.keywords):
         yield _record("qt->ct", _meta(ident, [], "emoji"), (word, None), (emoji.name, None))
     yield from _cross_style(ident, paths, train=train)
+
+
+def _variant_negatives(
+    emoji: Emoji, images: Path, chosen: Variant, style: str, base: Path
+) -> list[Path]:
+    """Near misses for "base + modifier -> variant": the base itself, the other
+    variants in this style, and this variant in the other styles.
+
+    Random in-batch negatives almost never hold a sibling variant, so without these the
+    model learns "same emoji" and never has to read the modifier or keep the style.
+    """
+    out = [base]
+    for var in emoji.variants:
+        for other, file in sorted(var.images.items()):
+            if (var is chosen) != (other == style):
+                out.append(images / other / file)
+    return out
 
 
 def _cross_style(ident: str, paths: dict[str, Path], *, train: bool) -> Iterator[Record]:
@@ -119,7 +144,9 @@ def icon_records(
     yield _record("qt->(ci,ct)", meta, (icon.text, None), (icon.category, outline))
     if "filled" in paths:
         both = _meta(ident, ["outline", "filled"], "icons")
-        yield _record("(qi,qt)->ci", both, ("filled", outline), (None, paths["filled"]))
+        # The outline itself is the near miss: the answer must differ from the query.
+        negs = (outline,) if train else ()
+        yield _record("(qi,qt)->ci", both, ("filled", outline), (None, paths["filled"]), negs)
     for tag in filter(keyword_ok, icon.tags):
         yield _record("qt->ct", _meta(ident, [], "icons"), (tag, None), (icon.text, None))
 

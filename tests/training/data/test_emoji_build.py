@@ -204,3 +204,23 @@ def test_cli_build_and_validate(tmp_path: Path, fake_sources: Any, capsys):
     assert "records, valid" in capsys.readouterr().out
     assert main(argv) == 1
     assert "already exists; pass --force" in capsys.readouterr().err
+
+
+def test_variant_records_carry_their_near_misses_in_train_only(tmp_path: Path, fake_sources: Any):
+    build_emoji_dataset(_opts(tmp_path, fake_sources.all, test_emoji=3, test_icons=1))
+    train = [r for r in read_records(tmp_path / "out/train.jsonl") if r.task == "(qi,qt)->ci"]
+    tones = [r for r in train if r.meta["source"] == "emoji"]
+    assert tones, "the fake catalogue has skin-tone variants"
+    for r in tones:
+        negs = {n.image for n in r.negatives}
+        style = r.query.image.parent.name
+        assert r.query.image in negs  # the unchanged base is not the answer
+        assert r.positive.image not in negs
+        siblings = {o.positive.image for o in tones if o.meta == r.meta}
+        assert siblings - {r.positive.image} <= negs  # every other variant in this style
+        others = {n for n in negs if n.parent.name != style}
+        assert all(n.name == r.positive.image.name for n in others)  # same variant, other style
+    for r in (r for r in train if r.meta["source"] == "icons"):
+        assert [n.image for n in r.negatives] == [r.query.image]  # the outline itself
+    test = read_records(tmp_path / "out/test.jsonl")
+    assert not [r for r in test if r.negatives]  # test pools are fixed; no hints there
