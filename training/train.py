@@ -13,6 +13,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from .encode import autocast, side_inputs
 from .image_cache import ImageCache
 from .loss import info_nce
 from .mining import mine
-from .model.build import add_lora, build_model
+from .model.build import add_lora, build_model, has_lora
 from .model.encoder import UmrEncoder
 from .model.text_batch import TextBatcher
 from .optim import load_optimizer_state, make_optimizer, optimizer_state, set_lr
@@ -183,18 +184,23 @@ class Trainer:
     def _prepare_bank(self, stage: Stage) -> None:
         """Text lookup (frozen stages: exact) and the candidate bank for this stage."""
         t0 = time.perf_counter()
-        with self._autocast():
-            if stage.backbone == "frozen":
+        # Text vectors depend on the backbone only. Without LoRA it is the pretrained one,
+        # unchanged since any earlier frozen stage filled them, so those are reused. They
+        # are computed without the stage's fusion override (the score path normalizes a
+        # second time), so a reuse equals a refill bit for bit and resume stays exact.
+        reuse = stage.backbone == "frozen" and not has_lora(self.model)
+        with self._autocast(), _no_fusion_override(self.model):
+            if stage.backbone != "frozen":
+                self.bank.lookup = {}
+            elif not (reuse and self.bank.lookup):
                 self.bank.fill_lookup(
                     self.model, text_sides(self.records), self.batcher, self.cache
                 )
-            else:
-                self.bank.lookup = {}
             if self.saved_bank is not None:  # resuming: the bank this stage started with
                 keys = [tuple(k) for k in json.loads(bytes(self.saved_bank["keys"].tolist()))]
                 self.bank.set_bank(keys, self.saved_bank["vectors"])
                 self.saved_bank = None
-            else:
+            elif not (reuse and self.bank.vectors is not None):
                 cands = text_candidates(self.records)
                 self.bank.fill_bank(self.model, cands, self.batcher, self.cache)
         self._write_log(
@@ -389,6 +395,16 @@ def _image_paths(records: list[Record]) -> list[Path]:
             if s.image is not None:
                 out.append(s.image)
     return out
+
+
+@contextlib.contextmanager
+def _no_fusion_override(model: UmrEncoder) -> Iterator[None]:
+    """The model's own fusion while inside (a stage may override it to the score path)."""
+    kept, model.fusion_override = model.fusion_override, None
+    try:
+        yield
+    finally:
+        model.fusion_override = kept
 
 
 def _set_trainable(model: UmrEncoder, *, lora: bool) -> None:
