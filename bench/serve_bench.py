@@ -6,7 +6,8 @@ Per workload (a fixed set of real texts):
   latency (one text per call), measured before and after the server runs so a busy
   moment on a shared machine shows up as a gap between the two;
 - server: ``umr serve`` in a child process with micro-batching on, then off, each
-  driven by ``clients`` closed-loop clients sending one text per request.
+  driven by ``clients`` closed-loop clients sending one text per request (Python
+  threads, or wrk, which takes far less of the CPU the server shares with it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from umr.bench.serve_load import LoadResult, run_load
 from umr.bench.serve_server import ServerProcess, batch_stats
+from umr.bench.serve_wrk import run_wrk
 from umr.bench.stats import latency_summary, median
 
 from umr.corpus import python_reference_passages, python_reference_queries
@@ -49,6 +51,7 @@ class ServeBenchConfig:
     offline_reps: int = 3
     threads: int | None = None  # server and offline embedder; None: all usable cores
     batch_wait_ms: float = 2.0
+    load_client: str = "python"  # "python" (serve_load) or "wrk" (serve_wrk: less client CPU)
 
 
 def log(message: str) -> None:
@@ -102,20 +105,23 @@ def measure_mode(cfg: ServeBenchConfig, index_dir: Path, texts: list[str], mode:
             max_requests=cfg.warmup_requests,
         )
         before = batch_stats(server.get("/metrics").decode())
-        result = run_load(
-            server.url,
-            bodies,
-            clients=cfg.clients,
-            duration_s=cfg.duration_s,
-            max_requests=cfg.max_requests,
-        )
+        result = _load(cfg, server.url, bodies)
         after = batch_stats(server.get("/metrics").decode())
     return summarize(result, warm.errors, before, after)
 
 
+def _load(cfg: ServeBenchConfig, url: str, bodies: list[bytes]) -> LoadResult:
+    if cfg.load_client == "wrk":  # time-bounded only: wrk knows no request budget
+        return run_wrk(url, bodies, clients=cfg.clients, duration_s=cfg.duration_s)
+    return run_load(
+        url, bodies, clients=cfg.clients, duration_s=cfg.duration_s, max_requests=cfg.max_requests
+    )
+
+
 def summarize(result: LoadResult, warmup_errors: int, before: dict, after: dict) -> dict:
     """Requests/s, latency percentiles and batch sizes of one load run (warm-up excluded)."""
-    ok = len(result.latencies_s)
+    latency = result.latency_ms()
+    ok = int(latency["n"]) if latency else 0
     calls, parts = (after[k] - before[k] for k in ("calls", "requests"))
     return {
         "requests": result.requests,
@@ -124,7 +130,7 @@ def summarize(result: LoadResult, warmup_errors: int, before: dict, after: dict)
         "warmup_errors": warmup_errors,
         "duration_s": result.duration_s,
         "requests_per_s": ok / result.duration_s if result.duration_s else None,
-        "latency": latency_summary(result.latencies_s) if ok else None,
+        "latency": latency,
         "model_calls": calls,
         "mean_requests_per_call": parts / calls if calls else None,
     }

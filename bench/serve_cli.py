@@ -24,7 +24,10 @@ reference passages), measures:
   server    `umr serve` in a child process on 127.0.0.1 with a temp index, driven by
             --clients closed-loop clients sending one text per POST /v1/embeddings,
             for --duration seconds or --requests requests per mode, with
-            micro-batching on and then off
+            micro-batching on and then off. The clients are wrk (a C load
+            generator; `apt install wrk`) when it is installed, else Python
+            threads, which take about a core of their own: on a small machine
+            that is CPU the server does not get (--load-client)
 Reports requests/s, share of offline throughput, p50/p99 latency, errors and requests
 per model call, and checks the targets (>= 80% of offline throughput and p99 <= 3x
 batch-1 p50 with batching on, 0 errors). Writes bench_serve.json and bench_serve.md to
@@ -48,11 +51,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--texts", type=int, default=512, help="distinct texts per workload (512)")
     p.add_argument("--threads", type=int, default=None, help="server/embedder threads (cores)")
     p.add_argument("--batch-wait-ms", type=float, default=2.0, help="server batch wait (2 ms)")
+    p.add_argument(
+        "--load-client",
+        choices=("auto", "python", "wrk"),
+        default="auto",
+        help="who sends the requests: wrk (time-bounded; --requests does not apply), Python "
+        "threads, or auto: wrk when it is on PATH (default)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
     """The :class:`ServeBenchConfig` for ``args``; SystemExit on a bad value."""
     from umr.bench.serve_bench import WORKLOADS, ServeBenchConfig
+    from umr.bench.serve_wrk import find_wrk
 
     workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
     unknown = [w for w in workloads if w not in WORKLOADS]
@@ -63,6 +74,11 @@ def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
             raise SystemExit(f"--{name} must be positive, got {getattr(args, name)}")
     if not args.duration > 0:
         raise SystemExit(f"--duration must be positive, got {args.duration}")
+    client = args.load_client
+    if client != "python" and find_wrk() is None:
+        if client == "wrk":
+            raise SystemExit("--load-client wrk: wrk is not on PATH (Debian: apt install wrk)")
+        client = "python"
     return ServeBenchConfig(
         bundle=Path(args.bundle),
         workloads=workloads,
@@ -72,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
         texts=args.texts,
         threads=args.threads,
         batch_wait_ms=args.batch_wait_ms,
+        load_client=client,
     )
 
 

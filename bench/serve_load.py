@@ -18,18 +18,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from umr.bench.stats import latency_summary
+
 _OK_PREFIX = b'{"object":"list"'
 
 
 @dataclass
 class LoadResult:
-    """What one load run saw. ``latencies_s`` holds successful requests only."""
+    """What one load run saw. ``latencies_s`` holds successful requests only; a load
+    generator that reports percentiles instead (wrk) fills ``latency``."""
 
     requests: int = 0
     errors: int = 0
     error_kinds: Counter = field(default_factory=Counter)
     latencies_s: list[float] = field(default_factory=list)
     duration_s: float = 0.0
+    latency: dict[str, float] | None = None
+
+    def latency_ms(self) -> dict[str, float] | None:
+        """p50/p95/p99/mean ms and ``n`` over successful requests; ``None`` if none."""
+        if self.latency is not None:
+            return self.latency
+        return latency_summary(self.latencies_s) if self.latencies_s else None
 
     def merge(self, other: LoadResult) -> None:
         """Add another client's counts (the duration is the run's, set by the caller)."""

@@ -73,6 +73,9 @@ def assemble(raw: dict[str, Any], settings: dict[str, Any], machine: dict[str, A
     }
 
 
+_CLIENTS = {"python": "Python threads, http.client", "wrk": "wrk, one thread"}
+
+
 def _f(value: float | None, fmt: str = ".1f") -> str:
     return "n/a" if value is None else format(value, fmt)
 
@@ -85,7 +88,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Machine: {machine_line(report['machine'])}",
         "",
-        f"{s['clients']} closed-loop clients, one text per request, {s['duration_s']:.0f} s per "
+        f"{s['clients']} closed-loop clients ({_CLIENTS[s.get('load_client', 'python')]}), "
+        f"one text per request, {s['duration_s']:.0f} s per "
         f"mode, server `--threads {report['embedder']['threads']}` in a child process on "
         f"127.0.0.1, batch wait {s['batch_wait_ms']} ms. Offline = `Embedder.embed_text` on "
         "all texts in one call (best of two runs); batch-1 = one text per call (lower median "

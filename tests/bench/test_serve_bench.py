@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 import pytest
 from umr.bench import serve_cli
@@ -12,19 +11,6 @@ from umr.bench.serve_bench import ServeBenchConfig, run_benchmark, summarize, wo
 from umr.bench.serve_load import LoadResult, run_load
 from umr.bench.serve_report import assemble, headline, markdown, write
 from umr.bench.serve_server import batch_stats, free_port
-
-
-@pytest.fixture
-def tiny_server(tiny_bundle, tmp_path):  # type: ignore[no-untyped-def]
-    from umr.runtime.server.config import ServerConfig
-    from umr.runtime.server.launch import Sources, ThreadedServer, build_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = ServerConfig(port=0)
-        app = build_app(Sources(str(tiny_bundle.path), str(tmp_path / "idx"), threads=1), config)
-        with ThreadedServer(app, config) as server:
-            yield server
 
 
 def bodies(*texts: str) -> list[bytes]:
