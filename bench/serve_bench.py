@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from umr.bench.serve_load import LoadResult, run_load
-from umr.bench.serve_server import ServerProcess, batch_stats
+from umr.bench.serve_server import ServerProcess, batch_stats, http_stack
 from umr.bench.serve_wrk import run_wrk
 from umr.bench.stats import latency_summary, median
 
@@ -163,4 +163,5 @@ def run_benchmark(cfg: ServeBenchConfig) -> dict[str, Any]:
                 "server": modes,
             }
     out["embedder"] = {"threads": embedder.threads, "provider": embedder.provider}
+    out["server_stack"] = http_stack()
     return out

@@ -67,6 +67,7 @@ def assemble(raw: dict[str, Any], settings: dict[str, Any], machine: dict[str, A
         "settings": settings,
         "machine": machine,
         "embedder": raw["embedder"],
+        "server_stack": raw.get("server_stack"),
         "workloads": raw["workloads"],
         "derived": derived,
         "targets": [t.to_json() for t in checks],
@@ -74,6 +75,10 @@ def assemble(raw: dict[str, Any], settings: dict[str, Any], machine: dict[str, A
 
 
 _CLIENTS = {"python": "Python threads, http.client", "wrk": "wrk, one thread"}
+
+
+def _stack(stack: dict[str, str] | None) -> str:
+    return f" (uvicorn with {stack['http']} and {stack['loop']})" if stack else ""
 
 
 def _f(value: float | None, fmt: str = ".1f") -> str:
@@ -91,7 +96,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{s['clients']} closed-loop clients ({_CLIENTS[s.get('load_client', 'python')]}), "
         f"one text per request, {s['duration_s']:.0f} s per "
         f"mode, server `--threads {report['embedder']['threads']}` in a child process on "
-        f"127.0.0.1, batch wait {s['batch_wait_ms']} ms. Offline = `Embedder.embed_text` on "
+        f"127.0.0.1{_stack(report.get('server_stack'))}, batch wait {s['batch_wait_ms']} ms. "
+        "Offline = `Embedder.embed_text` on "
         "all texts in one call (best of two runs); batch-1 = one text per call (lower median "
         "of two runs).",
         "",

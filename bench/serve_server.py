@@ -19,6 +19,16 @@ from pathlib import Path
 from umr.errors import ServerError
 
 
+def http_stack() -> dict[str, str]:
+    """The HTTP parser and event loop uvicorn picks here (``"auto"``: the C ones if installed)."""
+    from importlib.util import find_spec
+
+    return {
+        "http": "httptools" if find_spec("httptools") else "h11",
+        "loop": "uvloop" if find_spec("uvloop") else "asyncio",
+    }
+
+
 def free_port() -> int:
     """A port that was free a moment ago on 127.0.0.1."""
     with socket.socket() as sock:

@@ -103,12 +103,14 @@ def test_targets_are_computed_from_the_run(rps, p99, errors, verdicts) -> None:
 
 
 def test_report_files(tmp_path) -> None:
-    settings = {"clients": 16, "duration_s": 20.0, "batch_wait_ms": 2.0}
-    report = assemble(fake_raw(90.0, 25.0), settings, MACHINE)
+    settings = {"clients": 16, "duration_s": 20.0, "batch_wait_ms": 2.0, "load_client": "wrk"}
+    raw = {**fake_raw(90.0, 25.0), "server_stack": {"http": "httptools", "loop": "uvloop"}}
+    report = assemble(raw, settings, MACHINE)
     write(report, tmp_path)
     assert json.loads((tmp_path / "bench_serve.json").read_text())["targets"]
     text = (tmp_path / "bench_serve.md").read_text()
     assert "| batching | 90.0 | 90.0 |" in text and "## Targets" in text
+    assert "clients (wrk, one thread)" in text and "uvicorn with httptools and uvloop" in text
     assert markdown(report) == text
 
 
@@ -143,3 +145,4 @@ def test_end_to_end_on_the_tiny_bundle(tiny_bundle) -> None:
     assert set(modes) == {"batching", "no-batching"}
     assert all(m["errors"] == 0 and m["requests_per_s"] > 0 for m in modes.values())
     assert modes["no-batching"]["mean_requests_per_call"] == 1.0
+    assert set(raw["server_stack"]) == {"http", "loop"}
