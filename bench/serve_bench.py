@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ WORKLOADS = {
     "passages": "Python language-reference passages (<=120 words, ~150 tokens)",
 }
 MODES = {"batching": [], "no-batching": ["--no-batching"]}
+DEFAULT_BATCH = 32  # Embedder.embed_text's default
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,30 @@ def workload_texts(name: str, n: int) -> list[str]:
     return list(itertools.islice(itertools.cycle(base), n))
 
 
-def measure_offline(embedder: Any, texts: list[str], reps: int, batch1_reps: int) -> dict:
-    """Throughput of one ``embed_text`` call on all texts, and batch-1 latency."""
-    embedder.embed_text(texts[:64])  # warm-up: first calls allocate
+def concurrency_batch(clients: int, workers: int) -> int:
+    """The largest batch each of ``workers`` model calls can hold, on average, when
+    ``clients`` closed-loop clients have one request each in flight."""
+    return max(1, math.ceil(clients / max(1, workers)))
+
+
+def _throughput(embedder: Any, texts: list[str], reps: int, batch_size: int) -> list[float]:
     runs = []
     for _ in range(reps):
         start = time.perf_counter()
-        embedder.embed_text(texts)
+        embedder.embed_text(texts, batch_size=batch_size)
         runs.append(time.perf_counter() - start)
+    return runs
+
+
+def measure_offline(
+    embedder: Any, texts: list[str], reps: int, batch1_reps: int, small_batch: int
+) -> dict:
+    """Throughput of one ``embed_text`` call on all texts (its default batches, and
+    batches of ``small_batch``: the most a server can gather at the benchmark's
+    concurrency), and batch-1 latency."""
+    embedder.embed_text(texts[:64])  # warm-up: first calls allocate
+    runs = _throughput(embedder, texts, reps, DEFAULT_BATCH)
+    small = _throughput(embedder, texts, reps, small_batch)
     one = []
     for text in itertools.islice(itertools.cycle(texts), batch1_reps):
         start = time.perf_counter()
@@ -86,6 +104,7 @@ def measure_offline(embedder: Any, texts: list[str], reps: int, batch1_reps: int
     return {
         "texts_per_s": len(texts) / median(runs),
         "runs_s": runs,
+        "small_batch": {"size": small_batch, "texts_per_s": len(texts) / median(small)},
         "batch1": latency_summary(one),
     }
 
@@ -139,8 +158,11 @@ def summarize(result: LoadResult, warmup_errors: int, before: dict, after: dict)
 def run_benchmark(cfg: ServeBenchConfig) -> dict[str, Any]:
     """Every measurement of one run, per workload."""
     from umr.runtime import Embedder, ExactIndex
+    from umr.runtime.session import thread_plan
 
     embedder = Embedder.load(cfg.bundle, threads=cfg.threads)
+    # the server's batches run on as many workers as the embedder has (BatchConfig.workers)
+    small = concurrency_batch(cfg.clients, thread_plan(embedder.provider, embedder.threads)[1])
     out: dict[str, Any] = {"workloads": {}}
     with tempfile.TemporaryDirectory(prefix="umr-bench-serve-") as tmp:
         index_dir = Path(tmp) / "index"
@@ -148,13 +170,15 @@ def run_benchmark(cfg: ServeBenchConfig) -> dict[str, Any]:
         for name in cfg.workloads:
             texts = workload_texts(name, cfg.texts)
             log(f"{name}: offline references ({len(texts)} texts)")
-            offline = [measure_offline(embedder, texts, cfg.offline_reps, cfg.batch1_reps)]
+            offline = [measure_offline(embedder, texts, cfg.offline_reps, cfg.batch1_reps, small)]
             modes = {}
             for mode in MODES:
                 log(f"{name}: server, {mode}, {cfg.clients} clients, {cfg.duration_s:.0f} s")
                 modes[mode] = measure_mode(cfg, index_dir, texts, mode)
             log(f"{name}: offline references again")
-            offline.append(measure_offline(embedder, texts, cfg.offline_reps, cfg.batch1_reps))
+            offline.append(
+                measure_offline(embedder, texts, cfg.offline_reps, cfg.batch1_reps, small)
+            )
             out["workloads"][name] = {
                 "description": WORKLOADS[name],
                 "texts": len(texts),

@@ -26,15 +26,23 @@ def derive(workload: dict[str, Any], clients: int) -> dict[str, Any]:
     runs = (workload["offline_before"], workload["offline_after"])
     offline = max(r["texts_per_s"] for r in runs)
     batch1 = min(r["batch1"]["p50_ms"] for r in runs)
+    # The model alone in batches no bigger than the clients can fill: a ceiling for the
+    # server that no HTTP stack can lift (older reports lack it).
+    small = [r["small_batch"] for r in runs if "small_batch" in r]
+    ceiling = max((b["texts_per_s"] for b in small), default=None)
     modes = {}
     for mode, m in workload["server"].items():
         p99 = m["latency"]["p99_ms"] if m["latency"] else None
         modes[mode] = {
             "share_of_offline": ratio(m["requests_per_s"], offline),
+            "share_of_ceiling": ratio(m["requests_per_s"], ceiling),
             "p99_over_batch1": ratio(p99, batch1),
         }
     return {
         "offline_texts_per_s": offline,
+        "small_batch_size": small[0]["size"] if small else None,
+        "ceiling_texts_per_s": ceiling,
+        "ceiling_share_of_offline": ratio(ceiling, offline),
         "batch1_p50_ms": batch1,
         # Little's law: at this concurrency even a server at full offline throughput
         # cannot have a mean latency below clients / throughput.
@@ -85,6 +93,19 @@ def _f(value: float | None, fmt: str = ".1f") -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+def _ceiling_lines(d: dict[str, Any], clients: int) -> list[str]:
+    if d.get("ceiling_texts_per_s") is None:
+        return []
+    share = d["ceiling_share_of_offline"]
+    return [
+        f"Ceiling at {clients} clients: the model alone in batches of "
+        f"{d['small_batch_size']} (clients / batch workers, the most a batch can hold on "
+        f"average) runs **{_f(d['ceiling_texts_per_s'])} texts/s**, "
+        f"{_f(share and 100 * share, '.0f')}% of offline: no server reaches more.",
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The human-readable report."""
     s = report["settings"]
@@ -111,16 +132,18 @@ def markdown(report: dict[str, Any]) -> str:
             f"**{_f(d['batch1_p50_ms'], '.2f')} ms**; latency floor at {s['clients']} clients "
             f"(clients / offline throughput): {_f(d['latency_floor_ms'], '.1f')} ms.",
             "",
-            "| mode | req/s | % of offline | p50 ms | p99 ms | p99 / batch-1 | errors "
-            "| requests per model call |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *_ceiling_lines(d, s["clients"]),
+            "| mode | req/s | % of offline | % of ceiling | p50 ms | p99 ms | p99 / batch-1 "
+            "| errors | requests per model call |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for mode, m in w["server"].items():
             lat = m["latency"] or {}
             dm = d["modes"][mode]
-            share = dm["share_of_offline"]
+            share, of_ceiling = dm["share_of_offline"], dm.get("share_of_ceiling")
             lines.append(
                 f"| {mode} | {_f(m['requests_per_s'])} | {_f(share and 100 * share)} "
+                f"| {_f(of_ceiling and 100 * of_ceiling)} "
                 f"| {_f(lat.get('p50_ms'), '.1f')} | {_f(lat.get('p99_ms'), '.1f')} "
                 f"| {_f(dm['p99_over_batch1'], '.1f')} | {m['errors']} "
                 f"| {_f(m['mean_requests_per_call'], '.1f')} |"

@@ -7,7 +7,13 @@ import json
 
 import pytest
 from umr.bench import serve_cli
-from umr.bench.serve_bench import ServeBenchConfig, run_benchmark, summarize, workload_texts
+from umr.bench.serve_bench import (
+    ServeBenchConfig,
+    concurrency_batch,
+    run_benchmark,
+    summarize,
+    workload_texts,
+)
 from umr.bench.serve_load import LoadResult, run_load
 from umr.bench.serve_report import assemble, headline, markdown, write
 from umr.bench.serve_server import batch_stats, free_port
@@ -58,11 +64,21 @@ def test_workload_texts_cycle_and_refuse_unknown() -> None:
 
 
 def fake_raw(rps: float, p99: float, errors: int = 0) -> dict:
-    offline = {"texts_per_s": 100.0, "runs_s": [1.0], "batch1": {"p50_ms": 10.0}}
+    offline = {
+        "texts_per_s": 100.0,
+        "runs_s": [1.0],
+        "small_batch": {"size": 8, "texts_per_s": 60.0},
+        "batch1": {"p50_ms": 10.0},
+    }
     result = LoadResult(requests=10, latencies_s=[p99 / 1e3] * 10, duration_s=10 / rps)
     mode = summarize(result, 0, {"calls": 0, "requests": 0}, {"calls": 5, "requests": 10})
     mode["errors"] = errors
-    slower = {**offline, "texts_per_s": 90.0, "batch1": {"p50_ms": 12.0}}
+    slower = {
+        **offline,
+        "texts_per_s": 90.0,
+        "small_batch": {"size": 8, "texts_per_s": 50.0},
+        "batch1": {"p50_ms": 12.0},
+    }
     workload = {
         "description": "d",
         "texts": 4,
@@ -98,6 +114,9 @@ def test_targets_are_computed_from_the_run(rps, p99, errors, verdicts) -> None:
     d = report["derived"]["queries"]
     assert d["offline_texts_per_s"] == 100.0 and d["batch1_p50_ms"] == 10.0  # the hard refs
     assert d["latency_floor_ms"] == pytest.approx(160.0)
+    assert (d["small_batch_size"], d["ceiling_texts_per_s"]) == (8, 60.0)  # the faster run
+    assert d["ceiling_share_of_offline"] == pytest.approx(0.6)
+    assert d["modes"]["batching"]["share_of_ceiling"] == pytest.approx(rps / 60.0)
     assert [t["met"] for t in report["targets"]] == verdicts
     assert headline(report)["targets_met"] is all(verdicts)
 
@@ -109,9 +128,24 @@ def test_report_files(tmp_path) -> None:
     write(report, tmp_path)
     assert json.loads((tmp_path / "bench_serve.json").read_text())["targets"]
     text = (tmp_path / "bench_serve.md").read_text()
-    assert "| batching | 90.0 | 90.0 |" in text and "## Targets" in text
+    assert "| batching | 90.0 | 90.0 | 150.0 |" in text and "## Targets" in text
+    assert "model alone in batches of 8" in text and "**60.0 texts/s**, 60% of offline" in text
     assert "clients (wrk, one thread)" in text and "uvicorn with httptools and uvloop" in text
     assert markdown(report) == text
+
+
+def test_reports_without_the_ceiling_still_render() -> None:
+    raw = fake_raw(90.0, 25.0)
+    for key in ("offline_before", "offline_after"):
+        del raw["workloads"]["queries"][key]["small_batch"]
+    report = assemble(raw, {"clients": 16, "duration_s": 20.0, "batch_wait_ms": 2.0}, MACHINE)
+    assert report["derived"]["queries"]["ceiling_texts_per_s"] is None
+    assert "| batching | 90.0 | 90.0 | n/a |" in markdown(report)
+
+
+@pytest.mark.parametrize(("clients", "workers", "size"), [(16, 2, 8), (16, 3, 6), (1, 4, 1)])
+def test_concurrency_batch(clients, workers, size) -> None:
+    assert concurrency_batch(clients, workers) == size
 
 
 @pytest.mark.parametrize(
@@ -146,3 +180,5 @@ def test_end_to_end_on_the_tiny_bundle(tiny_bundle) -> None:
     assert all(m["errors"] == 0 and m["requests_per_s"] > 0 for m in modes.values())
     assert modes["no-batching"]["mean_requests_per_call"] == 1.0
     assert set(raw["server_stack"]) == {"http", "loop"}
+    small = raw["workloads"]["queries"]["offline_before"]["small_batch"]
+    assert small["size"] == 2 and small["texts_per_s"] > 0  # 2 clients, 1 worker

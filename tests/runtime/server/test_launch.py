@@ -107,3 +107,19 @@ def test_server_imports_no_training_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_serve_forever_shortens_the_gil_switch_interval(monkeypatch) -> None:
+    import sys
+
+    import uvicorn
+    from umr.runtime.server import launch
+
+    seen: list[float] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.append(sys.getswitchinterval()))
+    before = sys.getswitchinterval()
+    try:
+        launch.serve_forever(object(), ServerConfig(port=0))
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [pytest.approx(launch.GIL_SWITCH_INTERVAL_S)] and before > seen[0]
