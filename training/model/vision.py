@@ -23,6 +23,11 @@ class ConvStem(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # oneDNN's CPU convolutions, backward most of all, run faster channels-last (the
+        # vision tower's forward and backward on 512 images: 1.3x on an AVX2 EPYC). The
+        # values are the same up to float rounding; an exported graph has no layouts.
+        if x.device.type == "cpu" and not torch.jit.is_tracing():
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
 
