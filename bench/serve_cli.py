@@ -75,10 +75,11 @@ def config_from_args(args: argparse.Namespace) -> ServeBenchConfig:
     if not args.duration > 0:
         raise SystemExit(f"--duration must be positive, got {args.duration}")
     client = args.load_client
-    if client != "python" and find_wrk() is None:
-        if client == "wrk":
+    if client != "python":
+        have_wrk = find_wrk() is not None
+        if client == "wrk" and not have_wrk:
             raise SystemExit("--load-client wrk: wrk is not on PATH (Debian: apt install wrk)")
-        client = "python"
+        client = "wrk" if have_wrk else "python"  # "auto" resolved: the report names who ran
     return ServeBenchConfig(
         bundle=Path(args.bundle),
         workloads=workloads,

@@ -6,7 +6,7 @@ import argparse
 import json
 
 import pytest
-from umr.bench import serve_cli
+from umr.bench import serve_cli, serve_wrk
 from umr.bench.serve_bench import (
     ServeBenchConfig,
     concurrency_batch,
@@ -182,3 +182,27 @@ def test_end_to_end_on_the_tiny_bundle(tiny_bundle) -> None:
     assert set(raw["server_stack"]) == {"http", "loop"}
     small = raw["workloads"]["queries"]["offline_before"]["small_batch"]
     assert small["size"] == 2 and small["texts_per_s"] > 0  # 2 clients, 1 worker
+
+
+@pytest.mark.parametrize(
+    ("asked", "wrk", "used"),
+    [
+        ("auto", "/usr/bin/wrk", "wrk"),
+        ("auto", None, "python"),
+        ("python", "/usr/bin/wrk", "python"),
+    ],
+)
+def test_load_client_auto_resolves_to_who_runs(monkeypatch, asked, wrk, used) -> None:
+    monkeypatch.setattr(serve_wrk, "find_wrk", lambda: wrk)
+    p = argparse.ArgumentParser()
+    serve_cli.configure_parser(p)
+    cfg = serve_cli.config_from_args(p.parse_args(["--bundle", "b", "--load-client", asked]))
+    assert cfg.load_client == used
+
+
+def test_asking_for_wrk_without_it_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(serve_wrk, "find_wrk", lambda: None)
+    p = argparse.ArgumentParser()
+    serve_cli.configure_parser(p)
+    with pytest.raises(SystemExit, match="wrk is not on PATH"):
+        serve_cli.config_from_args(p.parse_args(["--bundle", "b", "--load-client", "wrk"]))
