@@ -36,6 +36,7 @@ WORKLOADS = {
 }
 MODES = {"batching": [], "no-batching": ["--no-batching"]}
 DEFAULT_BATCH = 32  # Embedder.embed_text's default
+LOAD_CLIENTS = ("python", "wrk")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class ServeBenchConfig:
     threads: int | None = None  # server and offline embedder; None: all usable cores
     batch_wait_ms: float = 2.0
     load_client: str = "python"  # "python" (serve_load) or "wrk" (serve_wrk: less client CPU)
+
+    def __post_init__(self) -> None:
+        if self.load_client not in LOAD_CLIENTS:
+            raise ValueError(f"load_client {self.load_client!r}: expected one of {LOAD_CLIENTS}")
 
 
 def log(message: str) -> None:

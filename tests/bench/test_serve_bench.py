@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 from umr.bench import serve_cli, serve_wrk
@@ -206,3 +207,8 @@ def test_asking_for_wrk_without_it_is_refused(monkeypatch) -> None:
     serve_cli.configure_parser(p)
     with pytest.raises(SystemExit, match="wrk is not on PATH"):
         serve_cli.config_from_args(p.parse_args(["--bundle", "b", "--load-client", "wrk"]))
+
+
+def test_config_refuses_an_unknown_load_client() -> None:
+    with pytest.raises(ValueError, match="load_client 'auto'"):
+        ServeBenchConfig(bundle=Path("b"), load_client="auto")
