@@ -35,7 +35,6 @@ WORKLOADS = {
     "passages": "Python language-reference passages (<=120 words, ~150 tokens)",
 }
 MODES = {"batching": [], "no-batching": ["--no-batching"]}
-DEFAULT_BATCH = 32  # Embedder.embed_text's default
 LOAD_CLIENTS = ("python", "wrk")
 
 
@@ -83,11 +82,11 @@ def concurrency_batch(clients: int, workers: int) -> int:
     return max(1, math.ceil(clients / max(1, workers)))
 
 
-def _throughput(embedder: Any, texts: list[str], reps: int, batch_size: int) -> list[float]:
+def _throughput(embedder: Any, texts: list[str], reps: int, **batching: int) -> list[float]:
     runs = []
     for _ in range(reps):
         start = time.perf_counter()
-        embedder.embed_text(texts, batch_size=batch_size)
+        embedder.embed_text(texts, **batching)
         runs.append(time.perf_counter() - start)
     return runs
 
@@ -99,8 +98,8 @@ def measure_offline(
     batches of ``small_batch``: the most a server can gather at the benchmark's
     concurrency), and batch-1 latency."""
     embedder.embed_text(texts[:64])  # warm-up: first calls allocate
-    runs = _throughput(embedder, texts, reps, DEFAULT_BATCH)
-    small = _throughput(embedder, texts, reps, small_batch)
+    runs = _throughput(embedder, texts, reps)
+    small = _throughput(embedder, texts, reps, batch_size=small_batch)
     one = []
     for text in itertools.islice(itertools.cycle(texts), batch1_reps):
         start = time.perf_counter()

@@ -101,7 +101,7 @@ def _ceiling_lines(d: dict[str, Any], clients: int) -> list[str]:
         f"Ceiling at {clients} clients: the model alone in batches of "
         f"{d['small_batch_size']} (clients / batch workers, the most a batch can hold on "
         f"average) runs **{_f(d['ceiling_texts_per_s'])} texts/s**, "
-        f"{_f(share and 100 * share, '.0f')}% of offline: no server reaches more.",
+        f"{_f(share and 100 * share, '.0f')}% of offline: about the most a server can reach here.",
         "",
     ]
 
