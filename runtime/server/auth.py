@@ -8,7 +8,7 @@ to localhost could otherwise rewrite the index.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Security
@@ -47,22 +47,24 @@ class Auth:
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
 
-    def reader(self) -> Callable[..., None]:
+    def reader(self) -> Callable[..., Awaitable[None]]:
         """Dependency for read endpoints. On loopback it asks for nothing, so the spec
         lists no security requirement for reads there (it describes this server)."""
 
-        def open_read() -> None:
+        # async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+        # hand-off per request that cost ~20% of the event loop's time under load.
+        async def open_read() -> None:
             return None
 
-        def require_read(creds: Credentials) -> None:
+        async def require_read(creds: Credentials) -> None:
             self._check(creds)
 
         return open_read if self.open_reads else require_read
 
-    def writer(self) -> Callable[[Credentials], None]:
+    def writer(self) -> Callable[[Credentials], Awaitable[None]]:
         """Dependency for endpoints that change the index."""
 
-        def require_write(creds: Credentials) -> None:
+        async def require_write(creds: Credentials) -> None:
             if self._token is None:
                 raise ApiError(
                     403,
