@@ -41,6 +41,7 @@ def derive(workload: dict[str, Any], clients: int) -> dict[str, Any]:
     return {
         "offline_texts_per_s": offline,
         "small_batch_size": small[0]["size"] if small else None,
+        "small_batch_workers": small[0].get("workers") if small else None,
         "ceiling_texts_per_s": ceiling,
         "ceiling_share_of_offline": ratio(ceiling, offline),
         "batch1_p50_ms": batch1,
@@ -97,10 +98,15 @@ def _ceiling_lines(d: dict[str, Any], clients: int) -> list[str]:
     if d.get("ceiling_texts_per_s") is None:
         return []
     share = d["ceiling_share_of_offline"]
+    how = (
+        f"in arrival-order batches of {d['small_batch_size']} on {d['small_batch_workers']} "
+        "workers (as a server's batches run)"
+        if d.get("small_batch_workers")
+        else f"in batches of {d['small_batch_size']}"  # older reports: length-sorted
+    )
     return [
-        f"Ceiling at {clients} clients: the model alone in batches of "
-        f"{d['small_batch_size']} (clients / batch workers, the most a batch can hold on "
-        f"average) runs **{_f(d['ceiling_texts_per_s'])} texts/s**, "
+        f"Ceiling at {clients} clients: the model alone {how}, clients / workers being the "
+        f"most a batch can hold on average, runs **{_f(d['ceiling_texts_per_s'])} texts/s**, "
         f"{_f(share and 100 * share, '.0f')}% of offline: about the most a server can reach here.",
         "",
     ]

@@ -68,7 +68,7 @@ def fake_raw(rps: float, p99: float, errors: int = 0) -> dict:
     offline = {
         "texts_per_s": 100.0,
         "runs_s": [1.0],
-        "small_batch": {"size": 8, "texts_per_s": 60.0},
+        "small_batch": {"size": 8, "workers": 2, "order": "arrival", "texts_per_s": 60.0},
         "batch1": {"p50_ms": 10.0},
     }
     result = LoadResult(requests=10, latencies_s=[p99 / 1e3] * 10, duration_s=10 / rps)
@@ -77,7 +77,7 @@ def fake_raw(rps: float, p99: float, errors: int = 0) -> dict:
     slower = {
         **offline,
         "texts_per_s": 90.0,
-        "small_batch": {"size": 8, "texts_per_s": 50.0},
+        "small_batch": {"size": 8, "workers": 2, "order": "arrival", "texts_per_s": 50.0},
         "batch1": {"p50_ms": 12.0},
     }
     workload = {
@@ -130,7 +130,8 @@ def test_report_files(tmp_path) -> None:
     assert json.loads((tmp_path / "bench_serve.json").read_text())["targets"]
     text = (tmp_path / "bench_serve.md").read_text()
     assert "| batching | 90.0 | 90.0 | 150.0 |" in text and "## Targets" in text
-    assert "model alone in batches of 8" in text and "**60.0 texts/s**, 60% of offline" in text
+    assert "alone in arrival-order batches of 8 on 2 workers" in text
+    assert "**60.0 texts/s**, 60% of offline" in text
     assert "clients (wrk, one thread)" in text and "uvicorn with httptools and uvloop" in text
     assert markdown(report) == text
 
@@ -183,6 +184,7 @@ def test_end_to_end_on_the_tiny_bundle(tiny_bundle) -> None:
     assert set(raw["server_stack"]) == {"http", "loop"}
     small = raw["workloads"]["queries"]["offline_before"]["small_batch"]
     assert small["size"] == 2 and small["texts_per_s"] > 0  # 2 clients, 1 worker
+    assert (small["workers"], small["order"]) == (1, "arrival")
 
 
 @pytest.mark.parametrize(
