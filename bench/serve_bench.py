@@ -5,6 +5,8 @@ Per workload (a fixed set of real texts):
 - offline: ``Embedder.embed_text`` on all the texts in one call (texts/s), and batch-1
   latency (one text per call), measured before and after the server runs so a busy
   moment on a shared machine shows up as a gap between the two;
+- batcher: the server's micro-batcher and the model, with ``clients`` in-process
+  closed-loop clients and no HTTP (:mod:`umr.bench.serve_batcher`);
 - server: ``umr serve`` in a child process with micro-batching on, then off, each
   driven by ``clients`` closed-loop clients sending one text per request (Python
   threads, or wrk, which takes far less of the CPU the server shares with it).
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from umr.bench.serve_batcher import measure_batcher
 from umr.bench.serve_load import LoadResult, run_load
 from umr.bench.serve_server import ServerProcess, batch_stats, http_stack
 from umr.bench.serve_wrk import run_wrk
@@ -188,9 +191,12 @@ def summarize(result: LoadResult, warmup_errors: int, before: dict, after: dict)
 def run_benchmark(cfg: ServeBenchConfig) -> dict[str, Any]:
     """Every measurement of one run, per workload."""
     from umr.runtime import Embedder, ExactIndex
+    from umr.runtime.server.config import BatchConfig
+    from umr.runtime.server.tokens import BundleTokenCounter
     from umr.runtime.session import thread_plan
 
     embedder = Embedder.load(cfg.bundle, threads=cfg.threads)
+    counter = BundleTokenCounter.for_bundle(cfg.bundle, embedder.manifest)
     # the server's batches run on as many workers as the embedder has (BatchConfig.workers)
     workers = thread_plan(embedder.provider, embedder.threads)[1]
     small = concurrency_batch(cfg.clients, workers)
@@ -203,6 +209,15 @@ def run_benchmark(cfg: ServeBenchConfig) -> dict[str, Any]:
             log(f"{name}: offline references ({len(texts)} texts)")
             ref = (cfg.offline_reps, cfg.batch1_reps, small, workers)
             offline = [measure_offline(embedder, texts, *ref)]
+            log(f"{name}: batcher without HTTP, {cfg.clients} clients, {cfg.duration_s:.0f} s")
+            batcher = measure_batcher(
+                embedder,
+                texts,
+                counter.count(texts),
+                clients=cfg.clients,
+                duration_s=cfg.duration_s,
+                config=BatchConfig(max_wait_ms=cfg.batch_wait_ms, workers=workers),
+            )
             modes = {}
             for mode in MODES:
                 log(f"{name}: server, {mode}, {cfg.clients} clients, {cfg.duration_s:.0f} s")
@@ -214,6 +229,7 @@ def run_benchmark(cfg: ServeBenchConfig) -> dict[str, Any]:
                 "texts": len(texts),
                 "offline_before": offline[0],
                 "offline_after": offline[1],
+                "batcher": batcher,
                 "server": modes,
             }
     out["embedder"] = {"threads": embedder.threads, "provider": embedder.provider}

@@ -30,6 +30,7 @@ def derive(workload: dict[str, Any], clients: int) -> dict[str, Any]:
     # server that no HTTP stack can lift (older reports lack it).
     small = [r["small_batch"] for r in runs if "small_batch" in r]
     ceiling = max((b["texts_per_s"] for b in small), default=None)
+    batcher = workload.get("batcher")  # older reports lack it
     modes = {}
     for mode, m in workload["server"].items():
         p99 = m["latency"]["p99_ms"] if m["latency"] else None
@@ -44,6 +45,8 @@ def derive(workload: dict[str, Any], clients: int) -> dict[str, Any]:
         "small_batch_workers": small[0].get("workers") if small else None,
         "ceiling_texts_per_s": ceiling,
         "ceiling_share_of_offline": ratio(ceiling, offline),
+        "batcher_texts_per_s": batcher["texts_per_s"] if batcher else None,
+        "batcher_share_of_offline": ratio(batcher["texts_per_s"], offline) if batcher else None,
         "batch1_p50_ms": batch1,
         # Little's law: at this concurrency even a server at full offline throughput
         # cannot have a mean latency below clients / throughput.
@@ -112,6 +115,20 @@ def _ceiling_lines(d: dict[str, Any], clients: int) -> list[str]:
     ]
 
 
+def _batcher_lines(w: dict[str, Any], d: dict[str, Any]) -> list[str]:
+    b = w.get("batcher")
+    if b is None:
+        return []
+    share = d["batcher_share_of_offline"]
+    return [
+        f"Batcher without HTTP: the server's micro-batcher and model with {b['clients']} "
+        f"in-process clients run **{_f(b['texts_per_s'])} texts/s** "
+        f"({_f(share and 100 * share, '.0f')}% of offline) in batches of "
+        f"{_f(b['mean_batch'])} on average; the rest of the gap to it is HTTP.",
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The human-readable report."""
     s = report["settings"]
@@ -139,6 +156,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"(clients / offline throughput): {_f(d['latency_floor_ms'], '.1f')} ms.",
             "",
             *_ceiling_lines(d, s["clients"]),
+            *_batcher_lines(w, d),
             "| mode | req/s | % of offline | % of ceiling | p50 ms | p99 ms | p99 / batch-1 "
             "| errors | requests per model call |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",

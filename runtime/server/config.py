@@ -39,7 +39,8 @@ class BatchConfig:
 
     A batch closes when ``max_wait_ms`` has passed since its first request arrived, or
     when adding the next request would exceed ``max_items`` inputs, ``max_tokens``
-    tokens or ``max_pixels`` pixels (a single request over a budget still runs, alone).
+    tokens or ``max_pixels`` pixels (a single request over a budget still runs, alone),
+    or past its share of the work: the inputs queued and running over ``workers``.
     ``workers`` batches run at once: on the CPU each embedder worker is single-threaded,
     so one batch in flight per core keeps every core busy. ``max_queue`` bounds the
     inputs waiting; past it requests get 503 instead of unbounded latency.

@@ -85,6 +85,7 @@ def fake_raw(rps: float, p99: float, errors: int = 0) -> dict:
         "texts": 4,
         "offline_before": offline,
         "offline_after": slower,
+        "batcher": {"clients": 16, "texts_per_s": 70.0, "latency": None, "mean_batch": 7.5},
         "server": {"batching": mode, "no-batching": dict(mode)},
     }
     return {"workloads": {"queries": workload}, "embedder": {"threads": 2, "provider": "cpu"}}
@@ -117,6 +118,7 @@ def test_targets_are_computed_from_the_run(rps, p99, errors, verdicts) -> None:
     assert d["latency_floor_ms"] == pytest.approx(160.0)
     assert (d["small_batch_size"], d["ceiling_texts_per_s"]) == (8, 60.0)  # the faster run
     assert d["ceiling_share_of_offline"] == pytest.approx(0.6)
+    assert d["batcher_share_of_offline"] == pytest.approx(0.7)
     assert d["modes"]["batching"]["share_of_ceiling"] == pytest.approx(rps / 60.0)
     assert [t["met"] for t in report["targets"]] == verdicts
     assert headline(report)["targets_met"] is all(verdicts)
@@ -132,17 +134,21 @@ def test_report_files(tmp_path) -> None:
     assert "| batching | 90.0 | 90.0 | 150.0 |" in text and "## Targets" in text
     assert "alone in arrival-order batches of 8 on 2 workers" in text
     assert "**60.0 texts/s**, 60% of offline" in text
+    assert "16 in-process clients run **70.0 texts/s** (70% of offline) in batches of 7.5" in text
     assert "clients (wrk, one thread)" in text and "uvicorn with httptools and uvloop" in text
     assert markdown(report) == text
 
 
-def test_reports_without_the_ceiling_still_render() -> None:
+def test_reports_without_the_ceiling_or_batcher_still_render() -> None:
     raw = fake_raw(90.0, 25.0)
     for key in ("offline_before", "offline_after"):
         del raw["workloads"]["queries"][key]["small_batch"]
+    del raw["workloads"]["queries"]["batcher"]
     report = assemble(raw, {"clients": 16, "duration_s": 20.0, "batch_wait_ms": 2.0}, MACHINE)
-    assert report["derived"]["queries"]["ceiling_texts_per_s"] is None
-    assert "| batching | 90.0 | 90.0 | n/a |" in markdown(report)
+    d = report["derived"]["queries"]
+    assert d["ceiling_texts_per_s"] is None and d["batcher_texts_per_s"] is None
+    text = markdown(report)
+    assert "| batching | 90.0 | 90.0 | n/a |" in text and "Batcher without HTTP" not in text
 
 
 @pytest.mark.parametrize(("clients", "workers", "size"), [(16, 2, 8), (16, 3, 6), (1, 4, 1)])
@@ -185,6 +191,8 @@ def test_end_to_end_on_the_tiny_bundle(tiny_bundle) -> None:
     small = raw["workloads"]["queries"]["offline_before"]["small_batch"]
     assert small["size"] == 2 and small["texts_per_s"] > 0  # 2 clients, 1 worker
     assert (small["workers"], small["order"]) == (1, "arrival")
+    batcher = raw["workloads"]["queries"]["batcher"]
+    assert batcher["clients"] == 2 and batcher["texts_per_s"] > 0 and batcher["mean_batch"] >= 1
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,39 @@ def test_a_job_arriving_within_the_wait_joins_the_batch(batchers) -> None:
     assert run.calls == [("k", [1, 2])]
 
 
+class Gated:
+    """A run function that holds every call holding a gated item until it is let go."""
+
+    def __init__(self, *gated: str) -> None:
+        self.calls: list[list] = []
+        self.entered = {g: threading.Event() for g in gated}
+        self.release = {g: threading.Event() for g in gated}
+
+    def __call__(self, key, items):  # type: ignore[no-untyped-def]
+        self.calls.append(list(items))
+        for item in items:
+            if item in self.release:
+                self.entered[item].set()
+                assert self.release[item].wait(10)
+        return np.zeros((len(items), 1), dtype=np.float32)
+
+
+def test_a_free_runner_takes_only_its_share_of_the_work(batchers) -> None:
+    run = Gated("a", "b")
+    b = batchers(run, config(max_wait_ms=0, workers=2))
+    held = [b.submit("k", ["a"])]
+    assert run.entered["a"].wait(5)
+    held.append(b.submit("k", ["b"]))
+    assert run.entered["b"].wait(5)  # both runners busy: the next 8 jobs queue up
+    futures = [b.submit("k", [i]) for i in range(1, 9)]
+    run.release["a"].set()
+    for f in futures:
+        f.result(timeout=10)
+    run.release["b"].set()
+    # 9 items in the system on 2 runners: 5 go, then 2 of the 3 left beside "b", then 1
+    assert run.calls[2:] == [[1, 2, 3, 4, 5], [6, 7], [8]]
+
+
 @pytest.mark.parametrize(
     ("budget", "cost"), [({"max_items": 4}, {}), ({"max_tokens": 40}, {"tokens": 10})]
 )
