@@ -21,6 +21,10 @@ For each workload (real texts shipped with Python: short reference headings, and
 reference passages), measures:
   offline   Embedder.embed_text on all texts in one call (texts/s), and batch-1
             latency (one text per call), before and after the server runs
+  ceiling   the model alone on the texts in arrival order, in batches of
+            clients / batch workers, as many at once as the server runs
+  batcher   the server's micro-batcher and model, --clients in-process clients,
+            no HTTP
   server    `umr serve` in a child process on 127.0.0.1 with a temp index, driven by
             --clients closed-loop clients sending one text per POST /v1/embeddings,
             for --duration seconds or --requests requests per mode, with
