@@ -138,8 +138,9 @@ class Trainer:
             dynamic_ncols=True,
         )
         while self.state["step"] < stage.steps:
-            lr = _lr(stage, self.state["step"])
-            set_lr(opt, lr)
+            factor = _lr_factor(stage, self.state["step"])
+            set_lr(opt, factor)
+            lr = stage.lr * factor  # vision, projector and temperature
             t0 = time.perf_counter()
             loss = self._step(stage, opt)
             self.state["step"] += 1
@@ -148,7 +149,7 @@ class Trainer:
             bar.set_postfix(
                 loss=f"{loss:.3f}", lr=f"{lr:.2e}", t=f"{self.model.temperature.item():.3f}"
             )
-            self._log(stage, loss, lr, time.perf_counter() - t0)
+            self._log(stage, loss, factor, time.perf_counter() - t0)
             if (
                 self.state["step"] % self.recipe.checkpoint_every == 0
                 or self.state["step"] == stage.steps
@@ -355,16 +356,19 @@ class Trainer:
             backbone_dir=self.backbone_dir,
         )
 
-    def _log(self, stage: Stage, loss: float, lr: float, seconds: float) -> None:
+    def _log(self, stage: Stage, loss: float, factor: float, seconds: float) -> None:
         if self.state["step"] % self.recipe.log_every and self.state["step"] != stage.steps:
             return
+        rates = {"lr": stage.lr * factor}
+        if stage.backbone == "lora":
+            rates["lora_lr"] = stage.lora_lr * factor
         self._write_log(
             {
                 "stage": stage.name,
                 "step": self.state["step"],
                 "global_step": self.state["global_step"],
                 "loss": round(loss, 5),
-                "lr": lr,
+                **rates,
                 "temperature": round(self.model.temperature.item(), 5),
                 "step_seconds": round(seconds, 3),
                 "time": time.time(),
@@ -415,8 +419,9 @@ def _set_trainable(model: UmrEncoder, *, lora: bool) -> None:
             p.requires_grad_(True)
 
 
-def _lr(stage: Stage, step: int) -> float:
-    """Linear warm-up, then cosine decay to 10% (per stage)."""
+def _lr_factor(stage: Stage, step: int) -> float:
+    """The multiplier on each part's base rate: linear warm-up, then cosine decay to 10%
+    (per stage)."""
     if step < stage.warmup:
         return (step + 1) / stage.warmup
     frac = (step - stage.warmup) / max(1, stage.steps - stage.warmup)

@@ -21,13 +21,26 @@ def _losses(run: Path) -> list[float]:
     return [r["loss"] for r in rows if "loss" in r]
 
 
-def test_loss_falls(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
+def test_loss_falls_and_the_log_has_the_learning_rates(
+    tmp_path: Path, tiny_backbone: Path, make_recipe
+) -> None:
     recipe = load_recipe(make_recipe(steps=30))
     train(recipe, tmp_path / "run", backbone_dir=tiny_backbone, progress=False)
     losses = _losses(tmp_path / "run")
     assert len(losses) == 60
     first, last = sum(losses[:5]) / 5, sum(losses[25:30]) / 5
     assert last < 0.8 * first, (first, last)
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    for stage in recipe.stages:  # rates, not the schedule's factor: warm-up 1, then decay to 10%
+        logged = [r for r in rows if r.get("stage") == stage.name and "loss" in r]
+        assert logged[0]["lr"] == pytest.approx(stage.lr)
+        assert logged[-1]["lr"] == pytest.approx(0.1 * stage.lr, rel=0.05)
+        if stage.backbone == "lora":
+            assert logged[0]["lora_lr"] == pytest.approx(stage.lora_lr)
+        else:
+            assert "lora_lr" not in logged[0]
 
 
 def test_checkpoint_round_trips_exactly(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
