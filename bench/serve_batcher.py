@@ -8,6 +8,7 @@ this shows what the batching itself costs and what is left to HTTP.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import sys
 import time
@@ -16,10 +17,11 @@ from typing import Any
 from umr.bench.stats import latency_summary
 from umr.runtime.server.batching import BatchStats, MicroBatcher
 from umr.runtime.server.config import BatchConfig
-from umr.runtime.server.embedding import EMBED_BATCH_SIZE
+from umr.runtime.server.embedding import embed_batch
+from umr.runtime.server.inputs import TEXT
 from umr.runtime.server.launch import GIL_SWITCH_INTERVAL_S
 
-_KEY = ("text", None)  # the service's key for texts without an instruction
+_KEY = (TEXT, None)  # the service's key for texts without an instruction
 
 
 def measure_batcher(
@@ -35,15 +37,12 @@ def measure_batcher(
     (client ``i`` sends texts ``i, i + clients, ...``, cycling) for ``duration_s``."""
     sizes: list[int] = []
 
-    def run(key: Any, items: list[str]) -> Any:
-        return embedder.embed_text(items, batch_size=EMBED_BATCH_SIZE)
-
     def on_batch(stats: BatchStats) -> None:
         sizes.append(stats.items)
 
     switch = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as `umr serve` runs
-    batcher = MicroBatcher(run, config, on_batch)
+    batcher = MicroBatcher(functools.partial(embed_batch, embedder), config, on_batch)
     try:
         latencies, elapsed = asyncio.run(_drive(batcher, texts, tokens, clients, duration_s))
     finally:

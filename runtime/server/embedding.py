@@ -153,15 +153,20 @@ class EmbeddingService:
 
     def _run(self, key: Hashable, items: list[Any]) -> np.ndarray:
         """The executor's call: one embedder call for jobs sharing ``key``."""
-        kind, instruction = key  # type: ignore[misc]
-        e = self.embedder
-        if kind == TEXT:
-            return e.embed_text(items, instruction=instruction, batch_size=EMBED_BATCH_SIZE)
-        if kind == IMAGE:
-            return e.embed_image(items, batch_size=EMBED_BATCH_SIZE)
-        texts = [t for t, _ in items]
-        images = [img for _, img in items]
-        return e.embed_fused(texts, images, instruction=instruction, batch_size=EMBED_BATCH_SIZE)
+        return embed_batch(self.embedder, key, items)
+
+
+def embed_batch(embedder: Any, key: Hashable, items: list[Any]) -> np.ndarray:
+    """One embedder call for a batch of inputs sharing ``key`` = ``(kind, instruction)``:
+    texts, images, or (text, image) pairs; rows in item order."""
+    kind, instruction = key  # type: ignore[misc]
+    if kind == TEXT:
+        return embedder.embed_text(items, instruction=instruction, batch_size=EMBED_BATCH_SIZE)
+    if kind == IMAGE:
+        return embedder.embed_image(items, batch_size=EMBED_BATCH_SIZE)
+    texts = [t for t, _ in items]
+    images = [img for _, img in items]
+    return embedder.embed_fused(texts, images, instruction=instruction, batch_size=EMBED_BATCH_SIZE)
 
 
 def _as_api_error(exc: BaseException, image_fields: Sequence[str] = ()) -> BaseException:
