@@ -214,9 +214,10 @@ class MicroBatcher(_Runner):
         Without it one free runner takes every queued job while the others idle:
         closed-loop clients, whose requests all come back when a batch ends, then
         ride one runner at a time in one big batch after another (16 clients on 2
-        runners with no HTTP in between: 245-254 texts/s in batches of 13-16,
-        against 444-446 in batches of 7.5 with the share). With one runner the share
-        is everything queued: the rule never holds a job back there.
+        runners with no HTTP in between, ``umr bench serve``'s batcher line: 244-273
+        texts/s in batches of 16, against 445-509 in batches of 7.3-7.5 with the
+        share). With one runner the share is everything queued: the rule never holds
+        a job back there.
         """
         with self._lock:
             total = self._running_items + self._queued  # queued counts this batch too
