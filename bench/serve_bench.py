@@ -157,9 +157,14 @@ def measure_mode(cfg: ServeBenchConfig, index_dir: Path, texts: list[str], mode:
             max_requests=cfg.warmup_requests,
         )
         before = batch_stats(server.get("/metrics").decode())
+        cpu_before = server.cpu_seconds()
         result = _load(cfg, server.url, bodies)
+        cpu_after = server.cpu_seconds()
         after = batch_stats(server.get("/metrics").decode())
-    return summarize(result, warm.errors, before, after)
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
+    return summarize(result, warm.errors, before, after, cpu)
 
 
 def _load(cfg: ServeBenchConfig, url: str, bodies: list[bytes]) -> LoadResult:
@@ -170,11 +175,20 @@ def _load(cfg: ServeBenchConfig, url: str, bodies: list[bytes]) -> LoadResult:
     )
 
 
-def summarize(result: LoadResult, warmup_errors: int, before: dict, after: dict) -> dict:
-    """Requests/s, latency percentiles and batch sizes of one load run (warm-up excluded)."""
+def summarize(
+    result: LoadResult,
+    warmup_errors: int,
+    before: dict,
+    after: dict,
+    cpu_s: dict[str, float] | None = None,
+) -> dict:
+    """Requests/s, latency percentiles, batch sizes and the server's CPU time per
+    request (``cpu_s``: seconds per thread group over the run) of one load run (warm-up
+    excluded)."""
     latency = result.latency_ms()
     ok = int(latency["n"]) if latency else 0
     calls, parts = (after[k] - before[k] for k in ("calls", "requests"))
+    cpu_ms = {k: 1e3 * v / ok for k, v in cpu_s.items()} if cpu_s and ok else None
     return {
         "requests": result.requests,
         "errors": result.errors,
@@ -185,6 +199,7 @@ def summarize(result: LoadResult, warmup_errors: int, before: dict, after: dict)
         "latency": latency,
         "model_calls": calls,
         "mean_requests_per_call": parts / calls if calls else None,
+        "server_cpu_ms_per_request": cpu_ms,
     }
 
 

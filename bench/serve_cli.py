@@ -32,8 +32,9 @@ reference passages), measures:
             generator; `apt install wrk`) when it is installed, else Python
             threads, which take about a core of their own: on a small machine
             that is CPU the server does not get (--load-client)
-Reports requests/s, share of offline throughput, p50/p99 latency, errors and requests
-per model call, and checks the targets (>= 80% of offline throughput and p99 <= 3x
+Reports requests/s, share of offline throughput, p50/p99 latency, errors, requests
+per model call and the server's CPU time per request (its event loop's thread and
+the others; Linux), and checks the targets (>= 80% of offline throughput and p99 <= 3x
 batch-1 p50 with batching on, 0 errors). Writes bench_serve.json and bench_serve.md to
 --out; the last stdout line is one JSON object with the headline numbers."""
 

@@ -115,6 +115,13 @@ def _ceiling_lines(d: dict[str, Any], clients: int) -> list[str]:
     ]
 
 
+def _cpu(mode: dict[str, Any]) -> str:
+    cpu = mode.get("server_cpu_ms_per_request")  # None off Linux and in older reports
+    if not cpu:
+        return "n/a"
+    return f"{cpu['event_loop']:.2f} / {cpu['other_threads']:.2f}"
+
+
 def _batcher_lines(w: dict[str, Any], d: dict[str, Any]) -> list[str]:
     b = w.get("batcher")
     if b is None:
@@ -158,8 +165,9 @@ def markdown(report: dict[str, Any]) -> str:
             *_ceiling_lines(d, s["clients"]),
             *_batcher_lines(w, d),
             "| mode | req/s | % of offline | % of ceiling | p50 ms | p99 ms | p99 / batch-1 "
-            "| errors | requests per model call |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| errors | requests per model call | server CPU ms per request: event loop / other "
+            "threads |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for mode, m in w["server"].items():
             lat = m["latency"] or {}
@@ -170,7 +178,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {_f(of_ceiling and 100 * of_ceiling)} "
                 f"| {_f(lat.get('p50_ms'), '.1f')} | {_f(lat.get('p99_ms'), '.1f')} "
                 f"| {_f(dm['p99_over_batch1'], '.1f')} | {m['errors']} "
-                f"| {_f(m['mean_requests_per_call'], '.1f')} |"
+                f"| {_f(m['mean_requests_per_call'], '.1f')} | {_cpu(m)} |"
             )
         lines.append("")
     lines += ["## Targets", "", "| target | value | threshold | met |", "|---|---:|---:|---|"]

@@ -7,6 +7,7 @@ sharing one GIL, as in production; both still share the machine's cores.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -86,6 +87,19 @@ class ServerProcess:
                 self._proc.kill()
                 self._proc.wait()
 
+    def cpu_seconds(self) -> dict[str, float] | None:
+        """CPU time (user + system) the server has used so far: its main thread, which
+        runs the event loop, and all the other threads (batcher, model workers, pools).
+        ``None`` where ``/proc`` is missing (not Linux)."""
+        if self._proc is None:
+            return None
+        pid = self._proc.pid
+        total = _proc_cpu_s(f"/proc/{pid}/stat")  # the process's, exited threads included
+        loop = _proc_cpu_s(f"/proc/{pid}/task/{pid}/stat")
+        if total is None or loop is None:
+            return None
+        return {"event_loop": loop, "other_threads": total - loop}
+
     def get(self, path: str) -> bytes:
         """GET ``path`` from the server."""
         with urllib.request.urlopen(self.url + path, timeout=5) as response:
@@ -114,3 +128,14 @@ def batch_stats(metrics_text: str) -> dict[str, float]:
         "items": total("umr_batch_items_sum"),
         "requests": total("umr_batch_requests_sum"),
     }
+
+
+def _proc_cpu_s(stat_path: str) -> float | None:
+    """utime + stime of a ``/proc/.../stat`` file, in seconds."""
+    try:
+        with open(stat_path, encoding="ascii") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # the name in parentheses may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -72,7 +72,13 @@ def fake_raw(rps: float, p99: float, errors: int = 0) -> dict:
         "batch1": {"p50_ms": 10.0},
     }
     result = LoadResult(requests=10, latencies_s=[p99 / 1e3] * 10, duration_s=10 / rps)
-    mode = summarize(result, 0, {"calls": 0, "requests": 0}, {"calls": 5, "requests": 10})
+    mode = summarize(
+        result,
+        0,
+        {"calls": 0, "requests": 0},
+        {"calls": 5, "requests": 10},
+        {"event_loop": 0.011, "other_threads": 0.042},
+    )
     mode["errors"] = errors
     slower = {
         **offline,
@@ -132,6 +138,7 @@ def test_report_files(tmp_path) -> None:
     assert json.loads((tmp_path / "bench_serve.json").read_text())["targets"]
     text = (tmp_path / "bench_serve.md").read_text()
     assert "| batching | 90.0 | 90.0 | 150.0 |" in text and "## Targets" in text
+    assert "| 2.0 | 1.10 / 4.20 |" in text  # 10 requests per 5 calls; CPU ms per request
     assert "alone in arrival-order batches of 8 on 2 workers" in text
     assert "**60.0 texts/s**, 60% of offline" in text
     assert "16 in-process clients run **70.0 texts/s** (70% of offline) in batches of 7.5" in text
@@ -144,11 +151,13 @@ def test_reports_without_the_ceiling_or_batcher_still_render() -> None:
     for key in ("offline_before", "offline_after"):
         del raw["workloads"]["queries"][key]["small_batch"]
     del raw["workloads"]["queries"]["batcher"]
+    del raw["workloads"]["queries"]["server"]["batching"]["server_cpu_ms_per_request"]
     report = assemble(raw, {"clients": 16, "duration_s": 20.0, "batch_wait_ms": 2.0}, MACHINE)
     d = report["derived"]["queries"]
     assert d["ceiling_texts_per_s"] is None and d["batcher_texts_per_s"] is None
     text = markdown(report)
     assert "| batching | 90.0 | 90.0 | n/a |" in text and "Batcher without HTTP" not in text
+    assert "| 2.0 | n/a |" in text  # no CPU figures (not Linux, or an older report)
 
 
 @pytest.mark.parametrize(("clients", "workers", "size"), [(16, 2, 8), (16, 3, 6), (1, 4, 1)])
@@ -187,6 +196,8 @@ def test_end_to_end_on_the_tiny_bundle(tiny_bundle) -> None:
     assert set(modes) == {"batching", "no-batching"}
     assert all(m["errors"] == 0 and m["requests_per_s"] > 0 for m in modes.values())
     assert modes["no-batching"]["mean_requests_per_call"] == 1.0
+    cpu = modes["batching"]["server_cpu_ms_per_request"]  # Linux: read from /proc
+    assert cpu["event_loop"] > 0 and cpu["other_threads"] > 0
     assert set(raw["server_stack"]) == {"http", "loop"}
     small = raw["workloads"]["queries"]["offline_before"]["small_batch"]
     assert small["size"] == 2 and small["texts_per_s"] > 0  # 2 clients, 1 worker
