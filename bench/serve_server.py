@@ -133,7 +133,7 @@ def batch_stats(metrics_text: str) -> dict[str, float]:
 def _proc_cpu_s(stat_path: str) -> float | None:
     """utime + stime of a ``/proc/.../stat`` file, in seconds."""
     try:
-        with open(stat_path, encoding="ascii") as fh:
+        with open(stat_path, encoding="utf-8", errors="replace") as fh:  # names may be any bytes
             text = fh.read()
     except OSError:
         return None
