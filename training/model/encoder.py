@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .packing import MIN_GROUP_ROWS, packed_encode_pool
 from .vision import Projector, VisionEncoder
 
 
@@ -82,6 +83,9 @@ class UmrEncoder(nn.Module):
         # A training stage may run the score-fusion path on an early-fusion model: it
         # trains the vision tower without a backbone pass, far faster (see recipes).
         self.fusion_override: str | None = None
+        # The backbone runs a batch in up to this many length groups, padding dropped
+        # (packing.py); 1 runs it as one padded batch. Same vectors up to float rounding.
+        self.length_groups = 4
         # log(1/t): learnable temperature, clamped in use so logits stay finite
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature_init)))
         if cfg.image_residual > 0:  # the image tokens' skip path (ModelConfig.image_residual)
@@ -125,7 +129,7 @@ class UmrEncoder(nn.Module):
             emb = torch.cat([emb[:, :1], img, emb[:, 1:]], dim=1)
             mask = torch.cat([mask[:, :1], flag, mask[:, 1:]], dim=1)
             pool = torch.cat([pool[:, :1], flag, pool[:, 1:]], dim=1)
-        out = masked_mean_l2(self._encode(emb, mask), pool)
+        out = self._encode_pool(emb, mask, pool)
         if img is None or not hasattr(self, "image_gate"):
             return out
         skip = F.normalize(img.mean(1), dim=-1) * has_image.to(out.dtype).unsqueeze(1)
@@ -139,6 +143,18 @@ class UmrEncoder(nn.Module):
         rows = has_image.nonzero().squeeze(1)
         toks = self.image_tokens(pixels[rows])
         return toks.new_zeros((len(pixels), *toks.shape[1:])).index_copy(0, rows, toks)
+
+    def _encode_pool(
+        self, emb: torch.Tensor, mask: torch.Tensor, pool: torch.Tensor
+    ) -> torch.Tensor:
+        """Pooled unit vectors of the backbone over ``emb``; packed in length groups when
+        the batch is big enough to split and no graph is being traced for export."""
+        big = self.length_groups > 1 and len(emb) >= 2 * MIN_GROUP_ROWS
+        if big and not torch.jit.is_tracing():
+            return packed_encode_pool(
+                self._encode, masked_mean_l2, emb, mask, pool, self.length_groups
+            )
+        return masked_mean_l2(self._encode(emb, mask), pool)
 
     def _encode(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         ext = self.backbone.get_extended_attention_mask(mask, mask.shape)
@@ -156,7 +172,7 @@ class UmrEncoder(nn.Module):
         emb = self.backbone.embeddings(
             input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
         )
-        text = masked_mean_l2(self._encode(emb, attention_mask), pool_mask)
+        text = self._encode_pool(emb, attention_mask, pool_mask)
         return self.score_combine(text, has_text, pixels, has_image)
 
     def score_combine(

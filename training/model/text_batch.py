@@ -36,6 +36,12 @@ class TextBatcher:
                 self._cache[text] = ids
         return ids
 
+    def row_length(self, text: str | None, instruction: str | None) -> int:
+        """The width :meth:`encode` gives this row on its own (specials included)."""
+        prefix = len(self._ids(instruction)) if instruction else 0
+        room = max(self.max_tokens - 2 - prefix, 1)
+        return 2 + prefix + (min(len(self._ids(text)), room) if text else 0)
+
     def encode(
         self, texts: Sequence[str | None], instructions: Sequence[str | None]
     ) -> dict[str, torch.Tensor]:
