@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-from umr.training.augment import AugmentConfig, augment
+from PIL import Image, ImageFilter
+from umr.training.augment import AugmentConfig, augment, rank3
 from umr.training.recipe import list_recipes, load_recipe
 
 from umr.errors import ConfigError
@@ -23,6 +23,23 @@ def test_every_augmentation_keeps_size_and_mode() -> None:
     for _ in range(20):
         out = augment(_img(), cfg, rng, keep_colour=False)
         assert out.size == (16, 16) and out.mode == "RGBA"
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L"])
+def test_rank3_is_pils_max_and_min_filter_bit_for_bit(mode: str) -> None:
+    rng = np.random.default_rng(0)
+    for h, w in [(1, 1), (1, 7), (5, 1), (2, 3), (16, 16), (33, 64)]:
+        bands = len(Image.new(mode, (1, 1)).getbands())
+        shape = (h, w) if bands == 1 else (h, w, bands)
+        img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+        assert img.mode == mode
+        for op, pil in (
+            (np.maximum, ImageFilter.MaxFilter(3)),
+            (np.minimum, ImageFilter.MinFilter(3)),
+        ):
+            ours = rank3(img, op)
+            assert ours.mode == mode
+            assert np.array_equal(np.asarray(ours), np.asarray(img.filter(pil))), (h, w, op)
 
 
 def test_keep_colour_never_changes_hue() -> None:
