@@ -94,7 +94,11 @@ def _random_text_vectors(trainer: Any, torch: Any, *, frozen: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m umr.bench.train_step",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--recipe", default="default", help="a built-in recipe or a JSON path")
     p.add_argument("--stage", default="multitask", help="the recipe's stage to time")
     p.add_argument("--rounds", type=int, default=4, help="rounds per setting (interleaved)")
