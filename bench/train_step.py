@@ -34,7 +34,6 @@ def measure(
     """Seconds per step of ``stage_name`` for each ``length_groups`` setting, interleaved."""
     import torch
     from umr.training import train as T
-    from umr.training.model.build import add_lora
     from umr.training.recipe import load_recipe
 
     recipe = load_recipe(recipe_name)
@@ -45,10 +44,7 @@ def measure(
     with tempfile.TemporaryDirectory() as out:
         trainer = T.Trainer(recipe, Path(out), backbone_dir=backbone_dir)
         model = trainer.model
-        model.fusion_override = stage.fusion
-        if stage.backbone == "lora":
-            add_lora(model)
-        T._set_trainable(model, lora=stage.backbone == "lora")
+        trainer._enter_stage(stage)  # as umr train does, without its mining and text bank
         _random_text_vectors(trainer, torch, frozen=stage.backbone == "frozen")
         opt = T.make_optimizer(model, stage)
         trainer._step(stage, opt)  # warm-up: allocator, thread pool

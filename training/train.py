@@ -112,10 +112,7 @@ class Trainer:
     def _run_stage(self, stage: Stage, progress: bool) -> None:
         from tqdm import tqdm
 
-        self.model.fusion_override = stage.fusion
-        if stage.backbone == "lora":
-            add_lora(self.model)
-        _set_trainable(self.model, lora=stage.backbone == "lora")
+        self._enter_stage(stage)
         if stage.mine_before and self.state["mined_stage"] != self.state["stage"]:
             self._mine(stage)
         if stage.text_bank:
@@ -156,6 +153,13 @@ class Trainer:
             ):
                 self._save(self.out / "last", opt)
         bar.close()
+
+    def _enter_stage(self, stage: Stage) -> None:
+        """The stage's fusion path, LoRA if it asks for it, and which weights train."""
+        self.model.fusion_override = stage.fusion
+        if stage.backbone == "lora":
+            add_lora(self.model)
+        _set_trainable(self.model, lora=stage.backbone == "lora")
 
     def _mine(self, stage: Stage) -> None:
         t0 = time.perf_counter()

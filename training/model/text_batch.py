@@ -36,11 +36,17 @@ class TextBatcher:
                 self._cache[text] = ids
         return ids
 
+    def _row(self, text: str | None, instruction: str | None) -> tuple[list[int], int]:
+        """``[CLS] [instruction] [text] [SEP]`` ids (the text cut to fit) and the
+        instruction's length."""
+        prefix = self._ids(instruction) if instruction else []
+        room = max(self.max_tokens - 2 - len(prefix), 1)
+        body = self._ids(text)[:room] if text else []
+        return [self.cls_id, *prefix, *body, self.sep_id], len(prefix)
+
     def row_length(self, text: str | None, instruction: str | None) -> int:
         """The width :meth:`encode` gives this row on its own (specials included)."""
-        prefix = len(self._ids(instruction)) if instruction else 0
-        room = max(self.max_tokens - 2 - prefix, 1)
-        return 2 + prefix + (min(len(self._ids(text)), room) if text else 0)
+        return len(self._row(text, instruction)[0])
 
     def encode(
         self, texts: Sequence[str | None], instructions: Sequence[str | None]
@@ -48,11 +54,9 @@ class TextBatcher:
         """``input_ids``, ``attention_mask``, ``pool_mask`` ``[B, L]`` and ``has_text`` ``[B]``."""
         rows, skips = [], []
         for text, instr in zip(texts, instructions, strict=True):
-            prefix = self._ids(instr) if instr else []
-            room = max(self.max_tokens - 2 - len(prefix), 1)
-            body = self._ids(text)[:room] if text else []
-            rows.append([self.cls_id, *prefix, *body, self.sep_id])
-            skips.append(len(prefix))
+            row, skip = self._row(text, instr)
+            rows.append(row)
+            skips.append(skip)
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros((len(rows), width), dtype=torch.long)
