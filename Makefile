@@ -57,8 +57,8 @@ data: $(DATA)/manifest.json
 $(DATA)/manifest.json: training/data/emoji_tasks.py | $(STAMP)
 	$(BIN)/umr data emoji --out $(DATA) --force
 
-# Retrains the shipped default model and its score-fusion baseline (each ~26 min on a 2-core
-# Xeon with AMX bf16, ~62-75 min in fp32 on a 2-core AVX2 EPYC; see README).
+# Retrains the shipped default model and its score-fusion baseline (the default: 53 min in fp32
+# on a 2-core AVX2 EPYC; the baseline about as long when run from scratch; see README).
 model: data
 	$(BIN)/umr train default --out runs/default --publish training/default_model
 	$(BIN)/umr train score-fusion --out runs/score-fusion --publish training/baselines/score-fusion
