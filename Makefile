@@ -58,10 +58,12 @@ $(DATA)/manifest.json: training/data/emoji_tasks.py | $(STAMP)
 	$(BIN)/umr data emoji --out $(DATA) --force
 
 # Retrains the shipped default model and its score-fusion baseline (the default: 53 min in fp32
-# on a 2-core AVX2 EPYC; the baseline about as long when run from scratch; see README).
+# on a 2-core AVX2 EPYC). The baseline shares the default's score-path `vision` stage, so it
+# starts from the default run's checkpoint at that stage's end (`--start-from`; see README).
 model: data
 	$(BIN)/umr train default --out runs/default --publish training/default_model
-	$(BIN)/umr train score-fusion --out runs/score-fusion --publish training/baselines/score-fusion
+	$(BIN)/umr train score-fusion --out runs/score-fusion \
+		--start-from runs/default/stages/1-vision --publish training/baselines/score-fusion
 
 eval: data
 	$(BIN)/umr eval --data $(DATA)

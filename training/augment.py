@@ -63,9 +63,10 @@ def augment(img: Any, cfg: AugmentConfig, rng: np.random.Generator, keep_colour:
 
 def rank3(img: Any, op: np.ufunc) -> Any:
     """PIL's ``MaxFilter(3)`` (``op=np.maximum``) or ``MinFilter(3)`` (``np.minimum``) of
-    an RGBA, RGB or L image, bit for bit (edges replicated, each band apart), in NumPy.
-    On 64 px images it is 4x faster; PIL's filter was a sixth of a training step's image
-    preparation. A 3x3 max is a max over 3 rows of a max over 3 columns."""
+    an RGBA, RGB or L image, bit for bit (edges replicated, each band apart), in NumPy,
+    because PIL's filter showed in profiles of a training step's image preparation (no
+    benchmark in bench/ times the two). A 3x3 max is a max over 3 rows of a max over 3
+    columns."""
     from PIL import Image
 
     a = np.asarray(img)

@@ -51,8 +51,13 @@ def encode_sides(
     *,
     batch_size: int = 256,
     use_instructions: bool = True,
+    text_only: bool = False,
 ) -> np.ndarray:
-    """Unit vectors ``[len(sides), dim]`` in input order (no augmentation, no gradients)."""
+    """Unit vectors ``[len(sides), dim]`` in input order (no augmentation, no gradients).
+
+    ``text_only``: the sides have no image; use :meth:`UmrEncoder.encode_text`."""
+    if text_only and any(s.image is not None for s in sides):
+        raise ValueError("encode_sides(text_only=True) got a side with an image")
     out = np.zeros((len(sides), model.dim), dtype=np.float32)
 
     # Group images with images and rows by token count (instruction included), so
@@ -70,7 +75,13 @@ def encode_sides(
             feeds = side_inputs(
                 [sides[i] for i in rows], batcher, cache, use_instructions=use_instructions
             )
-            out[rows] = model(**feeds).float().numpy()
+            if text_only:
+                vecs = model.encode_text(
+                    feeds["input_ids"], feeds["attention_mask"], feeds["pool_mask"]
+                )
+            else:
+                vecs = model(**feeds)
+            out[rows] = vecs.float().numpy()
     finally:
         model.train(was_training)
     return out

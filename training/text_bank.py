@@ -54,7 +54,7 @@ class TextBank:
     def fill_lookup(
         self, model: UmrEncoder, sides: Sequence[Side], batcher: TextBatcher, cache: ImageCache
     ) -> None:
-        vecs = torch.from_numpy(encode_sides(model, sides, batcher, cache))
+        vecs = torch.from_numpy(encode_sides(model, sides, batcher, cache, text_only=True))
         self.lookup = {(s.text, s.instruction): vecs[i] for i, s in enumerate(sides)}
 
     def set_bank(self, keys: list[tuple], vectors: torch.Tensor) -> None:
@@ -64,7 +64,8 @@ class TextBank:
     def fill_bank(
         self, model: UmrEncoder, sides: Sequence[Side], batcher: TextBatcher, cache: ImageCache
     ) -> None:
-        vecs = torch.from_numpy(encode_sides(model, sides, batcher, cache, use_instructions=False))
+        vecs = encode_sides(model, sides, batcher, cache, use_instructions=False, text_only=True)
+        vecs = torch.from_numpy(vecs)
         self.set_bank([s.key for s in sides], vecs)
 
     def mask(self, rights: Sequence[set], text_answers: Sequence[bool]) -> torch.Tensor:

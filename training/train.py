@@ -2,7 +2,9 @@
 
 Per step: sample a batch, embed queries and candidates (with gradient caching when
 ``micro_batch`` is set), InfoNCE, AdamW. The run directory holds ``last/`` (a
-checkpoint for resuming), ``final/`` (the finished model) and ``metrics.jsonl``.
+checkpoint for resuming), ``stages/N-NAME/`` (the model at the end of each stage but the
+last, where another recipe may start: branch.py), ``final/`` (the finished model) and
+``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from umr.errors import ConfigError, DataError
 
 from .batches import BatchSampler, TrainBatch, drop_styles
+from .branch import shared_stages
 from .checkpoint import (
     BANK,
     OPTIMIZER,
@@ -30,6 +33,7 @@ from .checkpoint import (
     read_checkpoint_meta,
     read_json,
     save_checkpoint,
+    trained_state,
 )
 from .data.records import Record, Side, read_records
 from .distill import TEACHER, ScoreTeacher, distill_loss
@@ -75,24 +79,43 @@ class Trainer:
         """Continue from ``ckpt`` exactly: weights, optimizer, sampler RNG, mined negatives."""
         from safetensors.torch import load_file
 
-        meta = read_checkpoint_meta(ckpt)
-        state = read_json(ckpt, "state.json")
-        if state is None:
-            raise ConfigError(f"{ckpt}: has no state.json; it cannot be resumed")
-        if meta["lora"]:
-            add_lora(self.model)
-        load_trained(self.model, load_file(ckpt / "trained.safetensors"), str(ckpt))
-        self.rng.bit_generator.state = state.pop("rng")
-        self.sampler.mined = _mined_from_json(state.pop("mined"), self.records)
-        # Checkpoints from before "auto" existed ran the recipe's own precision.
-        state.setdefault("precision", self.recipe.precision)
-        self.state = state
+        self.state = self._take_over(ckpt, drop_extra=False)
         if (ckpt / OPTIMIZER).is_file():
             self.opt_tensors = load_file(ckpt / OPTIMIZER)
         if (ckpt / BANK).is_file():
             self.saved_bank = load_file(ckpt / BANK)
         if (ckpt / TEACHER).is_file():
             self.saved_teacher = load_file(ckpt / TEACHER)
+
+    def start_from(self, ckpt: Path) -> None:
+        """Begin after the stages this recipe shares with the run that wrote ``ckpt``, a
+        stage-end checkpoint (see branch.py); the rest is trained as in a straight run."""
+        read_checkpoint_meta(ckpt)  # checksums before trusting its JSON
+        done = shared_stages(ckpt, self.recipe, self.model.cfg.to_dict())
+        self.state = {**self._take_over(ckpt, drop_extra=True), "stage": done, "step": 0}
+
+    def _take_over(self, ckpt: Path, *, drop_extra: bool) -> dict[str, Any]:
+        """Load ``ckpt``'s weights, sampler RNG and mined negatives; returns its run state.
+
+        ``drop_extra`` leaves out tensors this model lacks (another fusion's skip gate)."""
+        from safetensors.torch import load_file
+
+        meta = read_checkpoint_meta(ckpt)
+        state = read_json(ckpt, "state.json")
+        if state is None:
+            raise ConfigError(f"{ckpt}: has no state.json; it cannot be resumed")
+        if meta["lora"]:
+            add_lora(self.model)
+        tensors = load_file(ckpt / "trained.safetensors")
+        if drop_extra:
+            own = trained_state(self.model)
+            tensors = {k: v for k, v in tensors.items() if k in own}
+        load_trained(self.model, tensors, str(ckpt))
+        self.rng.bit_generator.state = state.pop("rng")
+        self.sampler.mined = _mined_from_json(state.pop("mined"), self.records)
+        # Checkpoints from before "auto" existed ran the recipe's own precision.
+        state.setdefault("precision", self.recipe.precision)
+        return state
 
     # -- the run --------------------------------------------------------------------
     def run(self, *, progress: bool = True) -> Path:
@@ -103,8 +126,11 @@ class Trainer:
             warnings.warn(why, RuntimeWarning, stacklevel=2)
         for idx in range(self.state["stage"], len(self.recipe.stages)):
             self.state["stage"] = idx
-            self._run_stage(self.recipe.stages[idx], progress)
+            stage = self.recipe.stages[idx]
+            self._run_stage(stage, progress)
             self.state["stage"], self.state["step"] = idx + 1, 0
+            if idx + 1 < len(self.recipe.stages):  # where another recipe may branch off
+                self._save(self.out / "stages" / f"{idx + 1}-{stage.name}", None)
         self.model.fusion_override = None
         self._save(self.out / "final", None)
         return self.out / "final"
@@ -465,13 +491,21 @@ def train(
     out: str | os.PathLike[str],
     *,
     resume: str | os.PathLike[str] | None = None,
+    start_from: str | os.PathLike[str] | None = None,
     backbone_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train ``recipe`` into ``out``, resuming from a checkpoint if given; returns ``out/final``."""
+    """Train ``recipe`` into ``out``; returns ``out/final``.
+
+    ``resume``: continue this recipe's own run from its checkpoint. ``start_from``: begin
+    after the stages shared with another run, from its stage-end checkpoint (branch.py)."""
+    if resume is not None and start_from is not None:
+        raise ConfigError("give resume or start_from, not both")
     trainer = Trainer(
         recipe, Path(out), backbone_dir=None if backbone_dir is None else Path(backbone_dir)
     )
     if resume is not None:
         trainer.resume(Path(resume))
+    if start_from is not None:
+        trainer.start_from(Path(start_from))
     return trainer.run(progress=progress)

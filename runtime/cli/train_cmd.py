@@ -8,7 +8,8 @@ import sys
 _EPILOG = """\
 Recipes are JSON files of progressive stages (see training/recipes/default.json);
 a name picks a built-in recipe. The run directory gets:
-  last/           a checkpoint written every --checkpoint-every steps (resume from it)
+  last/           a checkpoint every checkpoint_every steps (recipe key; --resume it)
+  stages/N-NAME/  the model at the end of each stage but the last (--start-from it)
   final/          the finished model (safetensors + config.json + checksums)
   metrics.jsonl   loss, learning rate, temperature and step time, one JSON per line
 
@@ -16,6 +17,8 @@ Examples:
   umr data emoji --out artifacts/data/emoji
   umr train default --out runs/default
   umr train default --out runs/default --resume runs/default/last
+  # the score-fusion baseline shares the default recipe's first stage (score path):
+  umr train score-fusion --out runs/score-fusion --start-from runs/default/stages/1-vision
   umr eval --checkpoint runs/default/final --data artifacts/data/emoji
 """
 
@@ -32,7 +35,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe", help="built-in recipe name or a recipe JSON file")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory")
     p.add_argument("--data", metavar="DIR", help="dataset directory (overrides the recipe's)")
-    p.add_argument("--resume", metavar="CKPT", help="continue exactly from this checkpoint")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", metavar="CKPT", help="continue exactly from this checkpoint")
+    start.add_argument(
+        "--start-from",
+        metavar="CKPT",
+        help="skip the stages this recipe shares with another run, starting from that run's "
+        "stage-end checkpoint (RUN/stages/N-NAME); refused, with the reason, unless those "
+        "stages would compute the same here",
+    )
     p.add_argument("--backbone", metavar="DIR", help="backbone directory (overrides the config)")
     p.add_argument(
         "--exclude-style",
@@ -75,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
             f"{out} already holds a finished run; choose another --out or --resume"
         )
     final = train(
-        recipe, out, resume=args.resume, backbone_dir=args.backbone, progress=not args.no_progress
+        recipe,
+        out,
+        resume=args.resume,
+        start_from=args.start_from,
+        backbone_dir=args.backbone,
+        progress=not args.no_progress,
     )
     print(f"trained {recipe.name}: {final}", file=sys.stderr)
     if args.publish:

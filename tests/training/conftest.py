@@ -193,6 +193,12 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+@pytest.fixture(scope="session")
+def recipe_writer():  # type: ignore[no-untyped-def]
+    """:func:`write_recipe` itself, for fixtures wider than one test."""
+    return write_recipe
+
+
 @pytest.fixture()
 def make_recipe(tmp_path: Path, tiny_data: Path):  # type: ignore[no-untyped-def]
     """``make_recipe(steps=4, **stage2_overrides) -> Path`` of a two-stage tiny recipe."""

@@ -58,3 +58,4 @@ def test_train_help_explains_the_run_directory(capsys) -> None:
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "metrics.jsonl" in out and "--resume" in out and "--exclude-style" in out
+    assert "--start-from" in out and "stages/N-NAME" in out

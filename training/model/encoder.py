@@ -135,6 +135,20 @@ class UmrEncoder(nn.Module):
         skip = F.normalize(img.mean(1), dim=-1) * has_image.to(out.dtype).unsqueeze(1)
         return F.normalize(out + self.image_gate.to(out.dtype) * skip, dim=-1, eps=1e-12)
 
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Unit vectors of text-only rows, computed the same way whatever the fusion.
+
+        Early fusion's :meth:`forward` computes exactly this for text; score fusion
+        normalizes once more (an ulp apart). Training's text lookups use this, so the
+        early model's score-path stage equals the score-fusion model's bit for bit
+        (training/branch.py)."""
+        emb = self.backbone.embeddings(
+            input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
+        )
+        return self._encode_pool(emb, attention_mask, pool_mask)
+
     def _image_rows(self, pixels: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
         """Image tokens for the rows that have an image, zeros elsewhere: blank images
         must not reach the vision encoder (they would skew its BatchNorm statistics)."""

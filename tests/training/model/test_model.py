@@ -113,3 +113,17 @@ def test_score_fusion_sums_the_two_vectors(tiny_backbone: Path) -> None:
     torch.testing.assert_close(
         pair, torch.nn.functional.normalize(t + i, dim=-1), atol=1e-5, rtol=1e-5
     )
+
+
+def test_encode_text_is_early_fusions_text_path_for_either_fusion(tiny_backbone: Path) -> None:
+    early = _model(tiny_backbone).eval()
+    cfg = config_from_dict({**get_config("umr-tiny").to_dict(), "fusion": "score"})
+    score = build_model(cfg, backbone_dir=tiny_backbone).eval()
+    tb = TextBatcher(tiny_backbone / "tokenizer.json", 16)
+    feeds = tb.encode(["red circle", "blue square with a cross"], ["find the image", None])
+    ids, attn, pool = feeds["input_ids"], feeds["attention_mask"], feeds["pool_mask"]
+    with torch.no_grad():
+        # Bit for bit: the default run's text lookups must not change (training/branch.py).
+        assert torch.equal(early.encode_text(ids, attn, pool), early(**feeds))
+        assert torch.equal(score.encode_text(ids, attn, pool), early(**feeds))
+        torch.testing.assert_close(score(**feeds), early(**feeds), atol=1e-6, rtol=0)
