@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,110 +20,76 @@ from umr.errors import ConfigError
 pytestmark = pytest.mark.slow
 
 
+@dataclass(frozen=True)
+class Kit:
+    """The tiny backbone and data, umr-tiny as a score-fusion model, and an early run."""
+
+    writer: Any
+    data: Path
+    backbone: Path
+    sf_model: Path
+    early: Path = Path()
+
+    def recipe(
+        self, tmp: Path, model: str = "umr-tiny", score_first: bool = True, **top: Any
+    ) -> Recipe:
+        """The tiny two-stage recipe; its first stage on the score path, like the default's."""
+        base = json.loads(self.writer(tmp / "r.json", self.data, steps=3).read_text())
+        if score_first:
+            base["stages"][0]["fusion"] = "score"
+        return recipe_from_dict({**base, "model": model, **top})
+
+    def train(self, recipe: Recipe, out: Path, start_from: Path | None = None) -> Path:
+        return train(recipe, out, start_from=start_from, backbone_dir=self.backbone, progress=False)
+
+    def trainer(self, recipe: Recipe, out: Path) -> Trainer:
+        return Trainer(recipe, out, backbone_dir=self.backbone)
+
+    def same(self, a: Path, b: Path) -> None:
+        x = trained_state(load_checkpoint(a, backbone_dir=self.backbone))
+        y = trained_state(load_checkpoint(b, backbone_dir=self.backbone))
+        assert x.keys() == y.keys()
+        for k in x:
+            assert torch.equal(x[k], y[k]), k
+
+
 @pytest.fixture(scope="module")
-def tiny_sf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """umr-tiny as a score-fusion model (no skip gate), like the real baseline's config."""
-    cfg = json.loads((CONFIG_DIR / "umr-tiny.json").read_text())
-    cfg = {**cfg, "name": "umr-tiny-sf", "fusion": "score"}
-    cfg.pop("image_residual")
-    path = tmp_path_factory.mktemp("models") / "umr-tiny-sf.json"
-    path.write_text(json.dumps(cfg))
-    return path
-
-
-def _recipe(
-    writer: Any,
-    tmp: Path,
-    data: Path,
-    *,
-    model: str = "umr-tiny",
-    score_first: bool = True,
-    **top: Any,
-) -> Recipe:
-    """The tiny two-stage recipe; its first stage on the score path, like the default's."""
-    base = json.loads(writer(tmp / "r.json", data, steps=3).read_text())
-    if score_first:
-        base["stages"][0]["fusion"] = "score"
-    return recipe_from_dict({**base, "model": model, **top})
-
-
-@pytest.fixture(scope="module")
-def early_run(
+def kit(
     tmp_path_factory: pytest.TempPathFactory,
     tiny_data: Path,
     tiny_backbone: Path,
     recipe_writer: Any,
-) -> Path:
-    """A finished early-fusion run of the recipe (its stage-end checkpoint is the branch)."""
-    tmp = tmp_path_factory.mktemp("early")
-    train(
-        _recipe(recipe_writer, tmp, tiny_data),
-        tmp / "run",
-        backbone_dir=tiny_backbone,
-        progress=False,
-    )
-    return tmp / "run"
-
-
-def _same(a: Path, b: Path, backbone: Path) -> None:
-    x = trained_state(load_checkpoint(a, backbone_dir=backbone))
-    y = trained_state(load_checkpoint(b, backbone_dir=backbone))
-    assert x.keys() == y.keys()
-    for k in x:
-        assert torch.equal(x[k], y[k]), k
+) -> Kit:
+    tmp = tmp_path_factory.mktemp("branch")
+    cfg = json.loads((CONFIG_DIR / "umr-tiny.json").read_text())
+    cfg = {**cfg, "name": "umr-tiny-sf", "fusion": "score"}  # like the real baseline's config
+    cfg.pop("image_residual")
+    (tmp / "umr-tiny-sf.json").write_text(json.dumps(cfg))
+    k = Kit(recipe_writer, tiny_data, tiny_backbone, tmp / "umr-tiny-sf.json")
+    k.train(k.recipe(tmp), tmp / "early")
+    return Kit(recipe_writer, tiny_data, tiny_backbone, k.sf_model, tmp / "early")
 
 
 def test_score_fusion_from_the_early_runs_stage_end_equals_a_straight_run(
-    tmp_path: Path,
-    recipe_writer: Any,
-    tiny_data: Path,
-    tiny_backbone: Path,
-    tiny_sf: Path,
-    early_run: Path,
+    tmp_path: Path, kit: Kit
 ) -> None:
-    assert sorted(p.name for p in (early_run / "stages").iterdir()) == ["1-align"]
-    sf = _recipe(recipe_writer, tmp_path, tiny_data, model=str(tiny_sf))
-    straight = train(sf, tmp_path / "straight", backbone_dir=tiny_backbone, progress=False)
-    branched = train(
-        sf,
-        tmp_path / "branched",
-        start_from=early_run / "stages" / "1-align",
-        backbone_dir=tiny_backbone,
-        progress=False,
-    )
-    _same(straight, branched, tiny_backbone)
+    assert sorted(p.name for p in (kit.early / "stages").iterdir()) == ["1-align"]
+    sf = kit.recipe(tmp_path, str(kit.sf_model))
+    straight = kit.train(sf, tmp_path / "straight")
+    branched = kit.train(sf, tmp_path / "branched", kit.early / "stages" / "1-align")
+    kit.same(straight, branched)
     lines = (tmp_path / "branched" / "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(x) for x in lines]
     assert {r["stage"] for r in logged if "loss" in r} == {"multi"}  # stage 1 was taken over
 
 
-def test_a_last_checkpoint_at_a_stage_end_is_a_boundary_too(
-    tmp_path: Path,
-    recipe_writer: Any,
-    tiny_data: Path,
-    tiny_backbone: Path,
-    tiny_sf: Path,
-    early_run: Path,
-) -> None:
-    whole = _recipe(recipe_writer, tmp_path, tiny_data).to_dict()
-    first = recipe_from_dict({**whole, "stages": whole["stages"][:1]})
-    train(first, tmp_path / "cut", backbone_dir=tiny_backbone, progress=False)
-    sf = _recipe(recipe_writer, tmp_path, tiny_data, model=str(tiny_sf))
-    a = train(
-        sf,
-        tmp_path / "a",
-        start_from=tmp_path / "cut" / "last",
-        backbone_dir=tiny_backbone,
-        progress=False,
-    )
-    b = train(
-        sf,
-        tmp_path / "b",
-        start_from=early_run / "stages" / "1-align",
-        backbone_dir=tiny_backbone,
-        progress=False,
-    )
-    _same(a, b, tiny_backbone)
+def test_a_last_checkpoint_at_a_stage_end_is_a_boundary_too(tmp_path: Path, kit: Kit) -> None:
+    whole = kit.recipe(tmp_path).to_dict()
+    kit.train(recipe_from_dict({**whole, "stages": whole["stages"][:1]}), tmp_path / "cut")
+    sf = kit.recipe(tmp_path, str(kit.sf_model))
+    a = kit.train(sf, tmp_path / "a", tmp_path / "cut" / "last")
+    b = kit.train(sf, tmp_path / "b", kit.early / "stages" / "1-align")
+    kit.same(a, b)
 
 
 @pytest.mark.parametrize(
@@ -135,47 +102,32 @@ def test_a_last_checkpoint_at_a_stage_end_is_a_boundary_too(
     ],
 )
 def test_a_recipe_that_would_compute_otherwise_is_refused(
-    tmp_path: Path,
-    recipe_writer: Any,
-    tiny_data: Path,
-    tiny_backbone: Path,
-    tiny_sf: Path,
-    early_run: Path,
-    change: dict,
-    message: str,
+    tmp_path: Path, kit: Kit, change: dict, message: str
 ) -> None:
-    model = str(tiny_sf)
+    model = str(kit.sf_model)
     if "model_patch" in change:
-        cfg = {**json.loads(tiny_sf.read_text()), **change["model_patch"]}
+        cfg = {**json.loads(kit.sf_model.read_text()), **change["model_patch"]}
         (tmp_path / "m.json").write_text(json.dumps(cfg))
         model = str(tmp_path / "m.json")
-    d = _recipe(recipe_writer, tmp_path, tiny_data, model=model, **change.get("top", {})).to_dict()
+    d = kit.recipe(tmp_path, model, **change.get("top", {})).to_dict()
     if "steps0" in change:
         d["stages"][0]["steps"] = change["steps0"]
     if change.get("one_stage"):
         d["stages"] = d["stages"][:1]
-    trainer = Trainer(recipe_from_dict(d), tmp_path / "run", backbone_dir=tiny_backbone)
+    trainer = kit.trainer(recipe_from_dict(d), tmp_path / "run")
     with pytest.raises(ConfigError, match=message):
-        trainer.start_from(early_run / "stages" / "1-align")
+        trainer.start_from(kit.early / "stages" / "1-align")
 
 
-def test_fusion_variants_share_only_score_path_stages(
-    tmp_path: Path, recipe_writer: Any, tiny_data: Path, tiny_backbone: Path, tiny_sf: Path
-) -> None:
-    early = _recipe(recipe_writer, tmp_path, tiny_data, score_first=False)
-    train(early, tmp_path / "early", backbone_dir=tiny_backbone, progress=False)
-    sf = _recipe(recipe_writer, tmp_path, tiny_data, model=str(tiny_sf), score_first=False)
-    trainer = Trainer(sf, tmp_path / "run", backbone_dir=tiny_backbone)
+def test_fusion_variants_share_only_score_path_stages(tmp_path: Path, kit: Kit) -> None:
+    kit.train(kit.recipe(tmp_path, score_first=False), tmp_path / "early")
+    trainer = kit.trainer(kit.recipe(tmp_path, str(kit.sf_model), False), tmp_path / "run")
     with pytest.raises(ConfigError, match=r"\['align'\] ran the model's own fusion"):
         trainer.start_from(tmp_path / "early" / "stages" / "1-align")
 
 
-def test_a_mid_stage_checkpoint_is_refused(
-    tmp_path: Path, recipe_writer: Any, tiny_data: Path, tiny_backbone: Path
-) -> None:
-    trainer = Trainer(
-        _recipe(recipe_writer, tmp_path, tiny_data), tmp_path / "run", backbone_dir=tiny_backbone
-    )
+def test_a_mid_stage_checkpoint_is_refused(tmp_path: Path, kit: Kit) -> None:
+    trainer = kit.trainer(kit.recipe(tmp_path), tmp_path / "run")
     trainer._save(tmp_path / "step0", None)  # stage 1, step 0: nothing finished
     with pytest.raises(ConfigError, match="not at the end of a stage"):
         trainer.start_from(tmp_path / "step0")
