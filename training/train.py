@@ -79,7 +79,7 @@ class Trainer:
         """Continue from ``ckpt`` exactly: weights, optimizer, sampler RNG, mined negatives."""
         from safetensors.torch import load_file
 
-        self.state = self._take_over(ckpt, drop_extra=False)
+        self.state = self._take_over(ckpt, read_checkpoint_meta(ckpt), drop_extra=False)
         if (ckpt / OPTIMIZER).is_file():
             self.opt_tensors = load_file(ckpt / OPTIMIZER)
         if (ckpt / BANK).is_file():
@@ -90,17 +90,17 @@ class Trainer:
     def start_from(self, ckpt: Path) -> None:
         """Begin after the stages this recipe shares with the run that wrote ``ckpt``, a
         stage-end checkpoint (see branch.py); the rest is trained as in a straight run."""
-        read_checkpoint_meta(ckpt)  # checksums before trusting its JSON
+        meta = read_checkpoint_meta(ckpt)  # checksums before trusting its JSON
         done = shared_stages(ckpt, self.recipe, self.model.cfg.to_dict())
-        self.state = {**self._take_over(ckpt, drop_extra=True), "stage": done, "step": 0}
+        self.state = {**self._take_over(ckpt, meta, drop_extra=True), "stage": done, "step": 0}
 
-    def _take_over(self, ckpt: Path, *, drop_extra: bool) -> dict[str, Any]:
-        """Load ``ckpt``'s weights, sampler RNG and mined negatives; returns its run state.
+    def _take_over(self, ckpt: Path, meta: dict[str, Any], *, drop_extra: bool) -> dict[str, Any]:
+        """Load ``ckpt``'s weights, sampler RNG and mined negatives (``meta``: its verified
+        checkpoint.json); returns its run state.
 
         ``drop_extra`` leaves out tensors this model lacks (another fusion's skip gate)."""
         from safetensors.torch import load_file
 
-        meta = read_checkpoint_meta(ckpt)
         state = read_json(ckpt, "state.json")
         if state is None:
             raise ConfigError(f"{ckpt}: has no state.json; it cannot be resumed")

@@ -183,10 +183,7 @@ class UmrEncoder(nn.Module):
         pixels: torch.Tensor | None,
         has_image: torch.Tensor | None,
     ) -> torch.Tensor:
-        emb = self.backbone.embeddings(
-            input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
-        )
-        text = self._encode_pool(emb, attention_mask, pool_mask)
+        text = self.encode_text(input_ids, attention_mask, pool_mask)
         return self.score_combine(text, has_text, pixels, has_image)
 
     def score_combine(
