@@ -29,6 +29,14 @@ class TrainBatch:
     rights: list[set]  # per query: keys of every right candidate
     text_answers: list[bool]  # per query: its positive is text only (it may use the text bank)
 
+    def text_image_rows(self) -> torch.Tensor:
+        """Per query: one of it and its positive is text only, the other image only."""
+        pairs = (
+            {q.modality, self.candidates[int(t)].modality}
+            for q, t in zip(self.queries, self.targets, strict=True)
+        )
+        return torch.tensor([p == {"t", "i"} for p in pairs], dtype=torch.bool)
+
 
 def _query_id(rec: Record) -> tuple:
     return (rec.task, rec.query.key, rec.query.instruction)

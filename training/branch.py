@@ -16,13 +16,14 @@ key breaks it when it does not hold.
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 from umr.errors import ConfigError
 
 from .checkpoint import read_json
-from .recipe import Recipe
+from .recipe import Recipe, Stage
 
 #: Recipe keys that do not change what the shared stages compute.
 _RECIPE_FREE = frozenset({"name", "model", "stages", "log_every", "checkpoint_every"})
@@ -59,7 +60,7 @@ def shared_stages(ckpt: Path, recipe: Recipe, model_config: dict[str, Any]) -> i
                 f"{recipe.name!r} has {mine.get(key)!r}; the shared stages would differ"
             )
     for i in range(done):
-        if src_recipe["stages"][i] != mine["stages"][i]:
+        if _stage_keys(src_recipe["stages"][i]) != mine["stages"][i]:
             raise ConfigError(
                 f"{ckpt}: stage {i + 1} ({mine['stages'][i]['name']!r}) differs between "
                 f"its run's recipe and recipe {recipe.name!r}"
@@ -70,6 +71,13 @@ def shared_stages(ckpt: Path, recipe: Recipe, model_config: dict[str, Any]) -> i
 
 def _as_json(obj: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(obj))
+
+
+def _stage_keys(stage: dict[str, Any]) -> dict[str, Any]:
+    """A stored stage with the defaults of keys added since it was written (a key whose
+    default is off computes as the run did without it)."""
+    defaults = {f.name: f.default for f in fields(Stage) if f.default is not MISSING}
+    return _as_json({**defaults, **stage})
 
 
 def _finished_stages(ckpt: Path, state: dict[str, Any], src_recipe: dict[str, Any]) -> int:

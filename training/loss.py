@@ -23,3 +23,22 @@ def info_nce(
     logits = queries @ candidates.T / temperature
     logits = logits.masked_fill(false_negatives, float("-inf"))
     return F.cross_entropy(logits, targets)
+
+
+def text_match(
+    queries: torch.Tensor, candidates: torch.Tensor, targets: torch.Tensor, cross: torch.Tensor
+) -> torch.Tensor:
+    """Mean ``1 - cos`` between each query and its positive, over the rows ``cross`` marks.
+
+    A recipe's ``text_match`` weight adds it to InfoNCE. InfoNCE stops pulling a pair
+    together once it outranks the other candidates; this term keeps pulling an image onto
+    its name's text vector, a regression onto the text space like the issue's floor CNN.
+    Measured on the ``vision`` stage it hurt every image task (EVAL.md, "Tried and not
+    adopted"), so no built-in recipe uses it. ``cross`` marks the rows where one side is
+    text only and the other image only; vectors are unit length, so the dot product is
+    the cosine. Zero when no row is marked.
+    """
+    if not bool(cross.any()):
+        return queries.new_zeros(())
+    pos = candidates[targets[cross]]
+    return (1.0 - (queries[cross] * pos).sum(-1)).mean()

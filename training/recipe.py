@@ -39,6 +39,7 @@ class Stage:
     fusion: str | None = None  # "score": train the image tower alone (no backbone pass)
     text_bank: bool = False  # all text candidates as extra negatives (see text_bank.py)
     distill_score: float = 0.0  # >0: pull early fusion toward the score path (distill.py)
+    text_match: float = 0.0  # >0: also pull text/image positive pairs together (loss.py)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ def _stage(data: Any, where: str) -> Stage:
             f"{where}: distill_score must be >= 0, and a distilling stage runs early fusion "
             "(fusion null) without micro_batch"
         )
+    if st.text_match < 0:
+        raise ConfigError(f"{where}: text_match must be >= 0, got {st.text_match}")
     return st
 
 

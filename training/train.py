@@ -39,7 +39,7 @@ from .data.records import Record, Side, read_records
 from .distill import TEACHER, ScoreTeacher, distill_loss
 from .encode import autocast, side_inputs
 from .image_cache import ImageCache
-from .loss import info_nce
+from .loss import info_nce, text_match
 from .mining import mine
 from .model.build import add_lora, build_model, has_lora
 from .model.encoder import UmrEncoder
@@ -325,7 +325,7 @@ class Trainer:
                 rng=self.rng,
                 keep_colour=batch.keep_colour_c,
             )
-            loss = self._cached_step(batch, q, c, stage.micro_batch)
+            loss = self._cached_step(batch, q, c, stage)
         else:
             qv, _ = self._embed(batch.queries, batch.keep_colour_q)
             cv, term = self._embed(batch.candidates, batch.keep_colour_c, self.teacher)
@@ -334,6 +334,7 @@ class Trainer:
                 cv = torch.cat([cv, self.bank.vectors])
                 fn = torch.cat([fn, self.bank.mask(batch.rights, batch.text_answers)], dim=1)
             loss = info_nce(qv, cv, batch.targets, fn, self.model.temperature)
+            loss = loss + self._match_term(stage, batch, qv, cv)
             if term is not None:
                 loss = loss + stage.distill_score * term
             loss.backward()
@@ -341,16 +342,26 @@ class Trainer:
         opt.step()
         return float(loss.detach())
 
-    def _cached_step(self, batch: TrainBatch, q: dict, c: dict, chunk: int) -> torch.Tensor:
+    def _match_term(
+        self, stage: Stage, batch: TrainBatch, qv: torch.Tensor, cv: torch.Tensor
+    ) -> torch.Tensor | float:
+        """The stage's ``text_match`` term (loss.py); 0 when the stage has none."""
+        if stage.text_match <= 0:
+            return 0.0
+        return stage.text_match * text_match(qv, cv, batch.targets, batch.text_image_rows())
+
+    def _cached_step(self, batch: TrainBatch, q: dict, c: dict, stage: Stage) -> torch.Tensor:
         """Gradient caching: embed all without graphs, take the loss's gradient with respect
         to the embeddings, then re-embed chunk by chunk and backpropagate that gradient.
         The effective batch is the whole batch; memory is one chunk's graph."""
+        chunk = stage.micro_batch
         with torch.no_grad(), self._autocast():
             qv = _chunked(self.model, q, chunk)
             cv = _chunked(self.model, c, chunk)
         qv.requires_grad_(True)
         cv.requires_grad_(True)
         loss = info_nce(qv, cv, batch.targets, batch.false_negatives, self.model.temperature)
+        loss = loss + self._match_term(stage, batch, qv, cv)
         loss.backward()
         for feeds, grad in ((q, qv.grad), (c, cv.grad)):
             for a in range(0, len(grad), chunk):

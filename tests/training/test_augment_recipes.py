@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 from umr.training.augment import AugmentConfig, augment, rank3
-from umr.training.recipe import list_recipes, load_recipe
+from umr.training.recipe import RECIPE_DIR, list_recipes, load_recipe
 
 from umr.errors import ConfigError
 
@@ -60,3 +62,28 @@ def test_builtin_recipes_load_and_extend() -> None:
     assert load_recipe("style-holdout-google").exclude_styles == ("google",)
     with pytest.raises(ConfigError, match="built-in"):
         load_recipe("nope")
+
+
+def test_experiment_recipes_are_the_default_vision_stage_cut_short() -> None:
+    """EVAL.md's proxy runs: the default's ``vision`` stage at 250 steps on the score-fusion
+    model, each changing one thing; not built-ins, so ``umr train`` takes them by path."""
+    default = load_recipe("default")
+    found = {}
+    for path in sorted((RECIPE_DIR / "experiments").glob("*.json")):
+        recipe = load_recipe(path)
+        assert recipe.model == "umr-minilm-score-fusion" and len(recipe.stages) == 1
+        assert recipe.stages[0].steps == 250
+        pairs = [(recipe.stages[0], default.stages[0]), (recipe.augment, default.augment)]
+        found[path.stem] = {
+            k: v
+            for mine, base in pairs
+            for k, v in asdict(mine).items()
+            if k != "steps" and v != getattr(base, k)
+        }
+    assert found == {
+        "vision250": {},
+        "vision250-text-match5": {"text_match": 5.0},
+        "vision250-lr4": {"lr": 0.004},
+        "vision250-no-colour": {"p_colour": 0.0, "p_grayscale": 0.0},
+    }
+    assert not set(found) & set(list_recipes())

@@ -48,6 +48,8 @@ def test_same_identity_other_modality_is_masked_same_modality_is_not() -> None:
     assert not fn[1, 2]  # ...another emoji's image is
     assert not fn[3, 0]  # the base emoji in the other style is a negative for the variant
     assert batch.text_answers == [False, True, False, False]
+    # Only the image -> name row pairs a text-only side with an image-only one.
+    assert batch.text_image_rows().tolist() == [False, True, False, False]
 
 
 def test_text_bank_is_masked_for_queries_whose_answer_is_not_text() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 from umr.runtime.cli.main import main
+from umr.training.branch import shared_stages
 from umr.training.checkpoint import load_checkpoint, trained_state
 from umr.training.model.registry import CONFIG_DIR
 from umr.training.recipe import Recipe, recipe_from_dict
@@ -97,6 +98,7 @@ def test_a_last_checkpoint_at_a_stage_end_is_a_boundary_too(tmp_path: Path, kit:
     [
         ({"top": {"seed": 1}}, "seed=0"),
         ({"steps0": 2}, "stage 1 .'align'. differs"),
+        ({"match0": 0.5}, "stage 1 .'align'. differs"),
         ({"model_patch": {"max_text_tokens": 12}}, "max_text_tokens"),
         ({"one_stage": True}, "nothing would be left"),
     ],
@@ -112,6 +114,8 @@ def test_a_recipe_that_would_compute_otherwise_is_refused(
     d = kit.recipe(tmp_path, model, **change.get("top", {})).to_dict()
     if "steps0" in change:
         d["stages"][0]["steps"] = change["steps0"]
+    if "match0" in change:
+        d["stages"][0]["text_match"] = change["match0"]
     if change.get("one_stage"):
         d["stages"] = d["stages"][:1]
     trainer = kit.trainer(recipe_from_dict(d), tmp_path / "run")
@@ -137,3 +141,20 @@ def test_cli_start_from_and_resume_exclude_each_other(tmp_path: Path, capsys) ->
     with pytest.raises(SystemExit):
         main(["train", "default", "--out", str(tmp_path), "--resume", "a", "--start-from", "b"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_run_from_before_a_stage_key_existed_still_shares_its_stages(
+    tmp_path: Path, kit: Kit
+) -> None:
+    """Runs written before ``text_match`` existed lack the key; its default (off) is what
+    they computed, so they still count as the same stage."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(kit.early / "stages" / "1-align", old)
+    stored = json.loads((old / "recipe.json").read_text())
+    for st in stored["stages"]:
+        del st["text_match"]
+    (old / "recipe.json").write_text(json.dumps(stored))
+    model = json.loads(kit.sf_model.read_text())
+    assert shared_stages(old, kit.recipe(tmp_path, str(kit.sf_model)), model) == 1

@@ -55,7 +55,11 @@ def test_checkpoint_round_trips_exactly(tmp_path: Path, tiny_backbone: Path, mak
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("stage2", [{}, {"distill_score": 1.0}], ids=["plain", "distill"])
+@pytest.mark.parametrize(
+    "stage2",
+    [{}, {"distill_score": 1.0}, {"text_match": 1.0}],
+    ids=["plain", "distill", "text_match"],
+)
 def test_resume_continues_identically(
     tmp_path: Path, tiny_backbone: Path, make_recipe, stage2: dict
 ) -> None:
@@ -82,6 +86,24 @@ def test_resume_continues_identically(
     for (k, x), (_, y) in zip(trained_state(a).items(), trained_state(b).items(), strict=True):
         assert torch.equal(x, y), k
     assert _losses(tmp_path / "straight")[-2:] == _losses(tmp_path / "resumed")[-2:]
+
+
+def test_text_match_adds_its_term_to_the_loss(
+    tmp_path: Path, tiny_backbone: Path, make_recipe
+) -> None:
+    """The same first step of stage 2 (same weights, same batch) with and without the term:
+    the loss grows by the term, which is positive while pairs are not yet aligned."""
+    plain = train(
+        load_recipe(make_recipe(steps=2)),
+        tmp_path / "a",
+        backbone_dir=tiny_backbone,
+        progress=False,
+    )
+    match = load_recipe(make_recipe(steps=2, text_match=3.0))
+    train(match, tmp_path / "b", backbone_dir=tiny_backbone, progress=False)
+    a, b = _losses(plain.parent), _losses(tmp_path / "b")
+    assert a[:2] == b[:2]  # stage 1 has no term
+    assert b[2] > a[2] + 1e-3, (a, b)
 
 
 def test_tampered_checkpoint_is_refused(tmp_path: Path, tiny_backbone: Path, make_recipe) -> None:
@@ -114,6 +136,10 @@ def test_missing_data_names_the_builder(tmp_path: Path, tiny_backbone: Path, mak
         (
             {"stages": [{"name": "s", "steps": 1, "tasks": {"qt->ci": 1}, "distill_score": -1}]},
             "distill_score",
+        ),
+        (
+            {"stages": [{"name": "s", "steps": 1, "tasks": {"qt->ci": 1}, "text_match": -1}]},
+            "text_match",
         ),
         (
             {
