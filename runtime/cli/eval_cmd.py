@@ -49,6 +49,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate only records from this source (emoji or icons)",
     )
     p.add_argument(
+        "--sample-identities",
+        type=int,
+        metavar="N",
+        help="evaluate N identities per source, drawn with a fixed seed, with only the kinds "
+        "of record the emoji test split holds (qt->ci by name, qi->ci Twitter -> Google, "
+        "unambiguous qt->ct keywords); --split train --sample-identities 600 scores identities "
+        "the model trained on with pools the size of the test split's: the generalisation gap",
+    )
+    p.add_argument(
         "--bundle",
         metavar="DIR",
         help="also evaluate this bundle (exported from the checkpoint) in the same run; "
@@ -74,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         untrained=not args.no_untrained,
         only_style=args.only_style,
         only_source=args.only_source,
+        identities=args.sample_identities,
         backbone_dir=args.backbone,
         bundle=args.bundle,
         variant=args.variant,

@@ -45,6 +45,11 @@ def test_train_then_eval_json(tmp_path: Path, tiny_backbone: Path, make_recipe, 
     assert set(report["macro"]) == {"R@1", "R@5", "R@10"}
     assert "untrained vision" in report["references"]
     assert all({"target", "reached", "bar", "met"} <= set(t) for t in report["targets"])
+    args = ["eval", "--checkpoint", str(tmp_path / "pub"), "--data", data, "--no-untrained"]
+    args += ["--backbone", str(tiny_backbone), "--no-score-fusion", "--json", "--split", "train"]
+    assert main([*args, "--sample-identities", "4"]) == 0
+    sample = json.loads(capsys.readouterr().out)
+    assert sample["identities"] == 4 and sample["sizes"]["qi->ci"] == [4, 4]  # of 16
 
 
 def test_eval_names_a_missing_split(tmp_path: Path, capsys) -> None:

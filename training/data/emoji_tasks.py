@@ -192,3 +192,38 @@ def task_counts(records: Sequence[Record]) -> dict[str, int]:
     """Number of records per task, in :data:`TASK_INSTRUCTIONS` order, zeros left out."""
     counts = Counter(r.task for r in records)
     return {task: counts[task] for task in TASK_INSTRUCTIONS if counts[task]}
+
+
+def as_test_split(records: Sequence[Record]) -> list[Record]:
+    """The records of these identities that :func:`build_records` writes for test ones.
+
+    Training identities get more: ``qt->ci`` queries by keyword and tag as well as by
+    name, ``qi->ci`` both ways (Google -> Twitter too), and ``qt->ct`` keywords shared
+    with other identities. Dropping those gives recall on training identities that
+    compares with the test split's (the same kinds of query, one right answer each).
+    """
+    names = {(_ident(r), r.positive.text) for r in records if r.task == "qi->ct"}
+    # Which identities use each word as name or keyword, as unambiguous_keywords counts.
+    words: dict[str, set[str]] = {}
+    for r in records:
+        text = r.positive.text if r.task == "qi->ct" else r.query.text
+        if r.task in ("qi->ct", "qt->ci", "qt->ct") and text is not None:
+            words.setdefault(text, set()).add(_ident(r))
+    out = []
+    for r in records:
+        if r.task == "qt->ci" and (_ident(r), r.query.text) not in names:
+            continue
+        if (
+            r.task == "qi->ci"
+            and r.query.image is not None
+            and r.query.image.parent.name == "google"
+        ):
+            continue  # the way back, which only training identities get
+        if r.task == "qt->ct" and len(words.get(str(r.query.text), ())) != 1:
+            continue
+        out.append(r)
+    return out
+
+
+def _ident(rec: Record) -> str:
+    return str(rec.meta.get("identity"))

@@ -6,7 +6,9 @@ import os
 import time
 from typing import Any
 
+import numpy as np
 from umr.training.checkpoint import load_checkpoint
+from umr.training.data.emoji_tasks import as_test_split
 from umr.training.data.records import Record
 from umr.training.model.build import build_model
 
@@ -26,12 +28,15 @@ def eval_report(
     untrained: bool = True,
     only_style: str | None = None,
     only_source: str | None = None,
+    identities: int | None = None,
     backbone_dir: str | os.PathLike[str] | None = None,
     bundle: str | os.PathLike[str] | None = None,
     variant: str = "fp32",
 ) -> dict[str, Any]:
     """``{"tasks", "macro"}`` of the checkpoint (the issue's JSON shape) plus ``references``,
-    ``sizes``, ``table`` (Markdown, all models side by side) and ``seconds``. With
+    ``sizes``, ``table`` (Markdown, all models side by side) and ``seconds``.
+    ``identities``: only that many identities per source (:func:`sample_identities`), with
+    the records the test split would hold for them (``as_test_split``). With
     ``bundle``, that bundle's ``variant`` (exported from the checkpoint) is evaluated in
     the same run and ``report["bundle"]`` compares it to the checkpoint."""
     t0 = time.perf_counter()
@@ -42,6 +47,8 @@ def eval_report(
         records = [r for r in records if r.meta.get("source") == only_source]
         if not records:
             raise DataError(f"no records come from the source {only_source!r}")
+    if identities is not None:
+        records = as_test_split(sample_identities(records, identities))
     model = load_checkpoint(checkpoint, backbone_dir=backbone_dir)
     models = {"umr": model}
     if untrained:
@@ -57,6 +64,7 @@ def eval_report(
         "split": split,
         "only_style": only_style,
         "only_source": only_source,
+        "identities": identities,
         "tasks": main["tasks"],
         "macro": main["macro"],
         "sizes": main["sizes"],
@@ -85,3 +93,26 @@ def keep_style(records: list[Record], style: str) -> list[Record]:
     if not out:
         raise DataError(f"no records use the style {style!r}")
     return out
+
+
+def sample_identities(records: list[Record], per_source: int, seed: int = 0) -> list[Record]:
+    """The records of ``per_source`` identities per source (emoji, icons), drawn with a
+    fixed seed; every record of a drawn identity is kept. With the training split this
+    gives pools the size of the test split's on identities the model trained on, so the
+    two recalls compare (the generalisation gap), once :func:`as_test_split` has dropped
+    the kinds of record only training identities get."""
+    if per_source < 1:
+        raise DataError(f"sample_identities: per_source must be >= 1, got {per_source}")
+    by_source: dict[str, set[str]] = {}
+    for i, r in enumerate(records):
+        ident = r.meta.get("identity")
+        if ident is None:
+            raise DataError(f"record {i} ({r.task}) has no meta.identity to sample by")
+        by_source.setdefault(str(r.meta.get("source")), set()).add(str(ident))
+    rng = np.random.default_rng(seed)
+    keep: set[str] = set()
+    for source in sorted(by_source):
+        idents = sorted(by_source[source])
+        take = rng.choice(len(idents), size=min(per_source, len(idents)), replace=False)
+        keep.update(idents[int(j)] for j in take)
+    return [r for r in records if str(r.meta.get("identity")) in keep]
