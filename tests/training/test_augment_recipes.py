@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 from umr.training.augment import AugmentConfig, augment, rank3
+from umr.training.model.registry import CONFIG_DIR, get_config, list_models
 from umr.training.recipe import RECIPE_DIR, list_recipes, load_recipe
 
 from umr.errors import ConfigError
@@ -68,11 +69,11 @@ def test_experiment_recipes_are_the_default_vision_stage_cut_short() -> None:
     """EVAL.md's proxy runs: the default's ``vision`` stage at 250 steps on the score-fusion
     model, each changing one thing; not built-ins, so ``umr train`` takes them by path."""
     default = load_recipe("default")
-    found = {}
+    found, models = {}, {}
     for path in sorted((RECIPE_DIR / "experiments").glob("*.json")):
         recipe = load_recipe(path)
-        assert recipe.model == "umr-minilm-score-fusion" and len(recipe.stages) == 1
-        assert recipe.stages[0].steps == 250
+        assert len(recipe.stages) == 1 and recipe.stages[0].steps == 250
+        models[path.stem] = recipe.model
         pairs = [(recipe.stages[0], default.stages[0]), (recipe.augment, default.augment)]
         found[path.stem] = {
             k: v
@@ -85,5 +86,19 @@ def test_experiment_recipes_are_the_default_vision_stage_cut_short() -> None:
         "vision250-text-match5": {"text_match": 5.0},
         "vision250-lr4": {"lr": 0.004},
         "vision250-no-colour": {"p_colour": 0.0, "p_grayscale": 0.0},
+        "vision250-deep": {},
     }
+    deep = "training/configs/experiments/umr-minilm-score-fusion-deep.json"
+    assert models == {**dict.fromkeys(found, "umr-minilm-score-fusion"), "vision250-deep": deep}
     assert not set(found) & set(list_recipes())
+
+
+def test_the_deep_experiment_model_differs_from_the_baseline_in_the_transformer_only() -> None:
+    sf = get_config("umr-minilm-score-fusion").to_dict()
+    deep = get_config(str(CONFIG_DIR / "experiments" / "umr-minilm-score-fusion-deep.json"))
+    got = deep.to_dict()
+    assert got["vision"] == {**sf["vision"], "width": 256, "depth": 4}
+    assert {k: v for k, v in got.items() if k not in ("vision", "name")} == {
+        k: v for k, v in sf.items() if k not in ("vision", "name")
+    }
+    assert deep.name not in list_models()
