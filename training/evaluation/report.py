@@ -102,7 +102,10 @@ def sample_identities(records: list[Record], per_source: int, seed: int = 0) -> 
     two recalls compare (the generalisation gap), once :func:`as_test_split` has dropped
     the kinds of record only training identities get."""
     if per_source < 1:
-        raise DataError(f"sample_identities: per_source must be >= 1, got {per_source}")
+        raise DataError(
+            f"sample_identities: per_source (umr eval --sample-identities) must be >= 1, "
+            f"got {per_source}"
+        )
     by_source: dict[str, set[str]] = {}
     for i, r in enumerate(records):
         ident = r.meta.get("identity")

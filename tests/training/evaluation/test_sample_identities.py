@@ -35,7 +35,7 @@ def test_draws_whole_identities_per_source_with_a_fixed_seed() -> None:
 
 
 def test_refuses_a_bad_count_and_records_without_identity() -> None:
-    with pytest.raises(DataError, match="per_source must be >= 1"):
+    with pytest.raises(DataError, match=r"--sample-identities\) must be >= 1, got 0"):
         sample_identities(_records(), 0)
     bare = [Record("qt->ci", Side(text="a"), Side(image=Path("/x/a.png")), meta={})]
     with pytest.raises(DataError, match=r"record 0 \(qt->ci\) has no meta\.identity"):
